@@ -1,0 +1,13 @@
+"""URL map. Each app owns its routes; this file only mounts them."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/ai-options/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("", include("aioptions.urls")),
+    path("", include("campaigns.urls")),
+    path("", include("telephony.urls")),
+]

@@ -1,0 +1,1 @@
+"""Telephony records (Call, Turn, SIP accounts) live here."""
