@@ -1,1 +1,128 @@
-"""Telephony records (Call, Turn, SIP accounts) live here."""
+"""Telephony records: SIP accounts (digest auth), one Call row per call, one Turn row per turn.
+
+Written only at call/turn boundaries (never per packet), through ``telephony.services``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.db import models
+
+from campaigns.models import Campaign
+
+
+class SipAccount(models.Model):
+    """A softphone login. Only HA1 = MD5(username:realm:password) is stored, never the password.
+
+    With no active accounts at all the registrar accepts any user/password (demo mode).
+    """
+
+    username = models.CharField(max_length=64, unique=True)
+    realm = models.CharField(max_length=128, default="talky")
+    ha1 = models.CharField(max_length=32, help_text="MD5(username:realm:password), hex")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.username
+
+    def set_password(self, password: str) -> None:
+        self.ha1 = hashlib.md5(f"{self.username}:{self.realm}:{password}".encode()).hexdigest()
+
+
+class Call(models.Model):
+    class EndReason(models.TextChoices):
+        BYE = "bye", "caller hung up"
+        AGENT = "agent", "agent hung up"
+        CANCEL = "cancel", "cancelled while ringing"
+        RTP_TIMEOUT = "rtp_timeout", "no media (RTP timeout)"
+        SHUTDOWN = "shutdown", "bridge stopped"
+        ERROR = "error", "error"
+        BUSY = "busy", "rejected: busy"
+
+    sip_call_id = models.CharField(max_length=255, db_index=True)
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="calls")
+    caller_uri = models.CharField(max_length=255, blank=True, default="")
+    dialed = models.CharField(max_length=64, blank=True, default="")
+    codec = models.CharField(max_length=8, blank=True, default="")
+    agent = models.CharField(max_length=32, blank=True, default="")
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=16, choices=EndReason.choices, blank=True, default="")
+    packets_in = models.PositiveIntegerField(default=0)
+    packets_out = models.PositiveIntegerField(default=0)
+    packets_lost = models.PositiveIntegerField(default=0)
+    packets_late = models.PositiveIntegerField(default=0)
+    jitter_ms = models.FloatField(default=0.0)
+    recording = models.FileField(upload_to="recordings/", blank=True, default="")
+    # Summary over turns (filled when the call ends)
+    turns_count = models.PositiveIntegerField(default=0)
+    mouth_to_ear_p50_ms = models.FloatField(null=True, blank=True)
+    mouth_to_ear_p95_ms = models.FloatField(null=True, blank=True)
+    llm_model = models.CharField(max_length=128, blank=True, default="")
+    voice_id = models.CharField(max_length=128, blank=True, default="")
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"Call {self.pk} {self.caller_uri} -> {self.dialed}"
+
+    @property
+    def duration_s(self) -> float | None:
+        start = self.answered_at or self.started_at
+        if not (start and self.ended_at):
+            return None
+        return (self.ended_at - start).total_seconds()
+
+
+class Turn(models.Model):
+    """One user turn and the agent's reply, with its latency waterfall (milliseconds).
+
+    All ``*_ms`` stage fields are offsets from the moment the caller stopped speaking
+    (``speech_end``, on the call's audio clock mapped to the monotonic clock), so each stage is
+    >= the previous one and ``mouth_to_ear_ms`` = first reply RTP packet sent.
+    """
+
+    class Eager(models.TextChoices):
+        OFF = "off", "eager EOT off"
+        HIT = "hit", "speculative reply used"
+        MISS = "miss", "transcript changed: restarted"
+        CANCELLED = "cancelled", "turn resumed: cancelled"
+        NONE = "none", "no eager event"
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="turns")
+    index = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    user_text = models.TextField(blank=True, default="")
+    agent_text = models.TextField(blank=True, default="", help_text="As actually played")
+    barge_in = models.BooleanField(default=False)
+    eager = models.CharField(max_length=12, choices=Eager.choices, default=Eager.OFF)
+    llm_provider = models.CharField(max_length=32, blank=True, default="")
+    llm_model = models.CharField(max_length=128, blank=True, default="")
+    tts_provider = models.CharField(max_length=32, blank=True, default="")
+    voice_id = models.CharField(max_length=128, blank=True, default="")
+    # Waterfall, ms after speech end
+    eot_received_ms = models.FloatField(null=True, blank=True)
+    llm_request_ms = models.FloatField(null=True, blank=True)
+    llm_first_token_ms = models.FloatField(null=True, blank=True)
+    tts_request_ms = models.FloatField(null=True, blank=True)
+    tts_first_audio_ms = models.FloatField(null=True, blank=True)
+    first_rtp_ms = models.FloatField(null=True, blank=True)
+    mouth_to_ear_ms = models.FloatField(null=True, blank=True)
+    llm_ttft_ms = models.FloatField(null=True, blank=True)
+    tts_ttfb_ms = models.FloatField(null=True, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["call", "index"]
+        constraints = [models.UniqueConstraint(fields=["call", "index"], name="turn_index_per_call")]
+
+    def __str__(self) -> str:
+        return f"Turn {self.index} of call {self.call_id}"
+
+    WATERFALL = ("eot_received_ms", "llm_request_ms", "llm_first_token_ms", "tts_request_ms",
+                 "tts_first_audio_ms", "first_rtp_ms")
