@@ -72,3 +72,41 @@ def resolve_config(*, cfg: AIConfig | None = None, voice: tuple[str, str] | None
         turn=TurnSettings(cfg.eot_threshold, cfg.eager_eot_threshold, cfg.eot_timeout_ms),
         fallbacks=tuple(fallbacks), version=cfg.version,
     )
+
+
+def voices_list(include_offline: bool = False) -> list[dict]:
+    return [v.as_dict() for v in catalog.voices(include_offline=include_offline)]
+
+
+def providers_dict(cfg: AIConfig | None = None) -> dict:
+    """LLM/TTS/STT providers with models, key presence (never the key), and the selection."""
+    from .availability import unavailable_models
+
+    cfg = cfg or get_ai_config()
+    missing = unavailable_models()
+
+    def llm_entry(p: catalog.Provider) -> dict:
+        return {
+            "id": p.id, "label": p.label, "offline": p.offline, "key_configured": has_key("llm", p.id),
+            "models": [dict(m.as_dict(), available=(not m.retired and m.id not in missing.get(p.id, ())))
+                       for m in catalog.llm_models(p.id)],
+        }
+
+    def tts_entry(p: catalog.Provider) -> dict:
+        return {
+            "id": p.id, "label": p.label, "offline": p.offline, "key_configured": has_key("tts", p.id),
+            "models": list(p.models),
+            "voices": [v.id for v in catalog.voices(include_offline=True) if v.provider == p.id],
+        }
+
+    return {
+        "llm": [llm_entry(p) for p in catalog.providers("llm")],
+        "tts": [tts_entry(p) for p in catalog.providers("tts")],
+        "stt": [{"id": p.id, "label": p.label, "offline": p.offline, "models": list(p.models),
+                 "key_configured": has_key("stt", p.id)} for p in catalog.providers("stt")],
+        "selected": {
+            "llm": {"provider": cfg.llm_provider, "model": cfg.llm_model},
+            "tts": {"provider": cfg.tts_provider, "voice_id": cfg.tts_voice_id},
+        },
+        "effective": resolve_config(cfg=cfg).as_dict(),
+    }

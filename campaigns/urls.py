@@ -1,3 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import api
+
+app_name = "campaigns"
+
+urlpatterns = [
+    path("api/v1/campaigns", api.campaigns, name="api-list"),
+    path("api/v1/campaigns/<int:campaign_id>/voice", api.campaign_voice, name="api-voice"),
+]

@@ -11,3 +11,6 @@ urlpatterns = [
     path("", include("campaigns.urls")),
     path("", include("telephony.urls")),
 ]
+
+handler404 = "talky.errors.not_found"
+handler500 = "talky.errors.server_error"

@@ -1,0 +1,117 @@
+"""WebSocket /api/v1/ai-options/ws: the same actions as the page and REST, for integrators.
+
+Thin: parse, call the service in a thread, reply. Every successful change reaches every connected
+client (all tabs, all users) through the ``ai_options`` group as ``config_updated``; the page's
+HTMX socket gets an HTML fragment instead of JSON (``?format=html``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.template.loader import render_to_string
+
+from campaigns import services as campaign_services
+
+from . import services
+from .events import CONFIG_GROUP
+
+log = logging.getLogger(__name__)
+
+
+def _update_llm(data, user):
+    return services.update_llm(provider=data.get("provider"), model=data.get("model"), user=user, source="ws")
+
+
+def _update_tts(data, user):
+    return services.update_tts_voice(provider=data.get("provider"), voice_id=data.get("voice_id"),
+                                     user=user, source="ws")
+
+
+def _update_campaign_voice(data, user):
+    return campaign_services.set_campaign_voice(
+        campaign_id=data.get("campaign_id"), provider=data.get("provider"),
+        voice_id=data.get("voice_id"), user=user, source="ws")
+
+
+def _update_turn(data, user):
+    allowed = {"eot_threshold", "eager_eot_threshold", "eot_timeout_ms"}
+    return services.update_turn(**{k: data[k] for k in allowed if k in data}, user=user, source="ws")
+
+
+ACTIONS = {
+    "update_llm": _update_llm,
+    "update_tts_voice": _update_tts,
+    "update_campaign_voice": _update_campaign_voice,
+    "update_turn": _update_turn,
+}
+
+
+class AIOptionsConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if not (user and user.is_authenticated and user.is_staff):
+            await self.close(code=4403)
+            return
+        qs = self.scope.get("query_string", b"").decode()
+        self.html = "format=html" in qs
+        await self.channel_layer.group_add(CONFIG_GROUP, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if self.channel_layer is not None:
+            await self.channel_layer.group_discard(CONFIG_GROUP, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        if text_data is None:
+            await self.send_json({"status": "error", "error": "send JSON text frames, not binary"})
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            await self.send_json({"status": "error", "error": "invalid JSON"})
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content, **kwargs) -> None:
+        if not isinstance(content, dict):
+            await self.send_json({"status": "error", "error": "message must be a JSON object"})
+            return
+        if self.html and "action" not in content:
+            return  # htmx ws extension form posts are not used on this socket
+        action = content.get("action")
+        handler = ACTIONS.get(action) if isinstance(action, str) else None
+        if handler is None:
+            await self.send_json({"status": "error", "action": action,
+                                  "error": f"unknown action {action!r} (known: {', '.join(ACTIONS)})"})
+            return
+        data = content.get("data", content)
+        if not isinstance(data, dict):
+            await self.send_json({"status": "error", "action": action, "error": "data must be an object"})
+            return
+        try:
+            result = await sync_to_async(handler)(data, self.scope["user"])
+        except services.ValidationError as exc:
+            await self.send_json({"status": "error", "action": action, "error": str(exc)})
+            return
+        except campaign_services.CampaignNotFound as exc:
+            await self.send_json({"status": "error", "action": action, "error": str(exc)})
+            return
+        await self.send_json({"status": "ok", "action": action, **result})
+
+    async def config_updated(self, event: dict) -> None:
+        payload = event["payload"]
+        if self.html:
+            html = await sync_to_async(_render_oob)(payload)
+            await self.send(text_data=html)
+        else:
+            await self.send_json({"type": "config_updated", **payload})
+
+
+def _render_oob(payload: dict) -> str:
+    from .views import panel_context
+
+    return render_to_string("aioptions/_live_update.html", panel_context(payload))

@@ -1,0 +1,83 @@
+"""The HTMX AI options page (staff only). Views are thin: they read via selectors, write via
+services, and render partials for HTMX requests."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_POST
+
+from campaigns import services as campaign_services
+from campaigns.selectors import list_campaigns
+
+from . import catalog, services
+from .availability import refresh_model_availability
+from .selectors import config_dict, get_ai_config, providers_dict
+
+
+def _refresh_availability_in_background() -> None:
+    threading.Thread(target=lambda: asyncio.run(refresh_model_availability()), daemon=True).start()
+
+
+def panel_context(payload: dict | None = None) -> dict:
+    cfg = get_ai_config()
+    provs = providers_dict(cfg)
+    tts_keys = {p["id"]: p["key_configured"] for p in provs["tts"]}
+    voice_groups = []
+    for p in catalog.providers("tts"):
+        vs = [v for v in catalog.voices(include_offline=True) if v.provider == p.id]
+        voice_groups.append({"provider": p, "voices": vs, "key": tts_keys.get(p.id, False)})
+    return {
+        "config": config_dict(cfg),
+        "providers": provs,
+        "voice_groups": voice_groups,
+        "voices": catalog.voices(),
+        "campaigns": list_campaigns(),
+        "payload": payload,
+    }
+
+
+@staff_member_required
+@require_GET
+def options_page(request: HttpRequest) -> HttpResponse:
+    _refresh_availability_in_background()
+    return render(request, "aioptions/page.html", panel_context())
+
+
+@staff_member_required
+@require_GET
+def panel(request: HttpRequest) -> HttpResponse:
+    return render(request, "aioptions/_panel.html", panel_context())
+
+
+@staff_member_required
+@require_POST
+def save(request: HttpRequest) -> HttpResponse:
+    """Save the form: LLM (``provider:model``), voice (``provider:voice_id``), or a campaign's voice."""
+    post = request.POST
+    try:
+        if "campaign_id" in post:
+            provider, _, voice_id = post.get("campaign_voice", "").partition(":")
+            campaign_services.set_campaign_voice(campaign_id=post["campaign_id"], provider=provider,
+                                                 voice_id=voice_id, user=request.user, source="page")
+            message = "Campaign voice saved."
+        else:
+            if "llm" in post:
+                provider, _, model = post["llm"].partition(":")
+                services.update_llm(provider=provider, model=model, user=request.user, source="page")
+            if "voice" in post:
+                provider, _, voice_id = post["voice"].partition(":")
+                services.update_tts_voice(provider=provider, voice_id=voice_id, user=request.user,
+                                          source="page")
+            message = "Saved."
+    except (services.ValidationError, campaign_services.CampaignNotFound) as exc:
+        ctx = panel_context()
+        ctx.update(flash=str(exc), flash_error=True)
+        return render(request, "aioptions/_save_result.html", ctx, status=400)
+    ctx = panel_context()
+    ctx.update(flash=message, flash_error=False)
+    return render(request, "aioptions/_save_result.html", ctx)

@@ -1,0 +1,77 @@
+"""Writes to campaigns: validated, atomic, recorded in the AI change history, broadcast."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from aioptions import catalog
+from aioptions.events import broadcast_config
+from aioptions.models import AIConfigChange
+from aioptions.services import ValidationError
+
+from .models import Campaign
+
+
+class CampaignNotFound(LookupError):
+    pass
+
+
+def campaign_dict(c: Campaign) -> dict:
+    voice = c.voice
+    return {
+        "id": c.pk, "name": c.name, "extension": c.extension, "active": c.active,
+        "is_default": c.is_default,
+        "voice": {"provider": c.voice_provider or None, "voice_id": c.voice_id or None,
+                  "voice_name": voice.name if voice else None},
+        "llm": {"provider": c.llm_provider or None, "model": c.llm_model or None},
+    }
+
+
+def _campaign_id(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValidationError("campaign_id must be an integer")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValidationError("campaign_id must be an integer") from None
+
+
+def set_campaign_voice(*, campaign_id: Any, provider: Any, voice_id: Any, user=None,
+                       source: str = "api") -> dict:
+    """Assign a catalog voice to a campaign; empty provider and voice_id clear it (global voice).
+
+    Raises CampaignNotFound (404) or ValidationError (400); nothing is saved on error.
+    """
+    cid = _campaign_id(campaign_id)
+    clearing = provider in (None, "") and voice_id in (None, "")
+    if not clearing:
+        if not isinstance(provider, str) or not isinstance(voice_id, str):
+            raise ValidationError("provider and voice_id must be strings")
+        try:
+            catalog.validate_voice(provider, voice_id)
+        except catalog.CatalogError as exc:
+            raise ValidationError(str(exc)) from None
+    new_provider, new_voice = ("", "") if clearing else (provider, voice_id)
+    with transaction.atomic():
+        try:
+            c = Campaign.objects.select_for_update().get(pk=cid)
+        except Campaign.DoesNotExist:
+            raise CampaignNotFound(f"campaign {cid} does not exist") from None
+        old = (c.voice_provider, c.voice_id)
+        changed = old != (new_provider, new_voice)
+        if changed:
+            c.voice_provider, c.voice_id = new_provider, new_voice
+            c.save(update_fields=["voice_provider", "voice_id", "updated_at"])
+            AIConfigChange.objects.create(
+                user=user if getattr(user, "pk", None) else None, source=source,
+                target=f"campaign:{c.pk}", field="voice",
+                old_value={"provider": old[0], "voice_id": old[1]},
+                new_value={"provider": new_provider, "voice_id": new_voice},
+            )
+        payload = {"target": f"campaign:{c.pk}", "campaign": campaign_dict(c),
+                   "changed": ["voice"] if changed else []}
+        if changed:
+            transaction.on_commit(lambda: broadcast_config(payload))
+    return payload
