@@ -10,6 +10,9 @@ urlpatterns = [
     path("", include("aioptions.urls")),
     path("", include("campaigns.urls")),
     path("", include("telephony.urls")),
+    path("", include("telephony.urls_dashboard")),
+    path("", include("telephony.urls_pipeline")),
+    path("", include("aioptions.urls_preview")),
 ]
 
 handler404 = "talky.errors.not_found"
