@@ -40,7 +40,8 @@ class AIConfig(models.Model):
         verbose_name_plural = "AI configuration"
 
     def __str__(self) -> str:
-        return f"AI config v{self.version}: {self.llm_provider}/{self.llm_model}, {self.tts_provider}/{self.tts_voice_id}"
+        return (f"AI config v{self.version}: {self.llm_provider}/{self.llm_model}, "
+                f"{self.tts_provider}/{self.tts_voice_id}")
 
     def save(self, *args, **kwargs):
         self.pk = 1
@@ -84,6 +85,6 @@ class ApiToken(models.Model):
         return hashlib.sha256(raw.encode()).hexdigest()
 
     @classmethod
-    def issue(cls, user, name: str = "default") -> tuple["ApiToken", str]:
+    def issue(cls, user, name: str = "default") -> tuple[ApiToken, str]:
         raw = "tk_" + secrets.token_urlsafe(32)
         return cls.objects.create(user=user, name=name, key_hash=cls.hash(raw)), raw
