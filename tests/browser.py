@@ -54,8 +54,11 @@ def chrome():
 def login(driver, base_url: str, username: str, password: str) -> None:
     """Log in through the admin login form (a real session cookie, like an operator)."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(f"{base_url}/admin/login/")
     driver.find_element(By.NAME, "username").send_keys(username)
     driver.find_element(By.NAME, "password").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    # Wait for the post-login page: a navigation started before it lands would be cancelled.
+    WebDriverWait(driver, 15).until(lambda d: d.find_elements(By.ID, "user-tools"))
