@@ -174,7 +174,11 @@ class FakeGoogleTTSServer:
             await self._abort(rec, context, grpc.StatusCode.INVALID_ARGUMENT,
                               f"streaming encoding {enc.name} unsupported by the fake (MULAW, ALAW, PCM)")
         rec.encoding = _STREAM_ENCODINGS[enc]
-        await self._maybe_fail(rec.voice, context, rec)
+        if self.fail_voices.get(rec.voice, self.fail_with) is not None:
+            # Read what the client is still sending before failing: a grpc.aio client whose write races
+            # with the server's status reports INTERNAL "Internal error from Core" instead of the status.
+            await self._drain(it, rec)
+            await self._maybe_fail(rec.voice, context, rec)
         await context.send_initial_metadata(())
 
         texts: asyncio.Queue[Any] = asyncio.Queue()
@@ -232,6 +236,16 @@ class FakeGoogleTTSServer:
             if text:
                 rec.first_input_at = rec.first_input_at or time.monotonic()
                 texts.put_nowait(text)
+
+    async def _drain(self, it: Any, rec: FakeStream, idle_s: float = 0.3) -> None:
+        """Consume requests until half-close or ``idle_s`` without one (bounded)."""
+        for _ in range(1000):
+            try:
+                req = await asyncio.wait_for(it.__anext__(), idle_s)
+            except (TimeoutError, StopAsyncIteration, grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                return
+            if "input" in req:
+                rec.texts.append(req.input.text)
 
     async def _maybe_fail(self, voice: str, context: grpc.aio.ServicerContext,
                           rec: FakeStream | None = None) -> None:
