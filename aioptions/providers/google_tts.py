@@ -259,7 +259,7 @@ class GoogleUtterance(TTSUtterance):
     async def _request_iter(self) -> AsyncIterator[tts.StreamingSynthesizeRequest]:
         yield tts.StreamingSynthesizeRequest(streaming_config=self._cfg)
         hold = self._owner.max_hold_s
-        while True:
+        while not (self._ended or self._cancelled):
             wait = hold if not self._buf else max(0.01, self._buf_since + hold - time.monotonic())
             try:
                 text = await asyncio.wait_for(self._requests.get(), timeout=wait)
@@ -295,3 +295,4 @@ class GoogleUtterance(TTSUtterance):
             self._out.put_nowait(map_error(exc))
         finally:
             self._ended = True
+            self._requests.put_nowait(None)  # a stream the server ended must not keep its request iterator

@@ -103,6 +103,12 @@ async def test_idle_stream_is_aborted_by_server_and_mapped():
                 _ = [c async for c in utt.audio()]
         assert ei.value.kind == "server" and "without input" in str(ei.value)
         assert srv.streams[0].status == "aborted:ABORTED"
+        for _ in range(50):  # the request iterator (grpc's poller task) ends too: nothing leaks
+            pollers = [t for t in asyncio.all_tasks() if "_consume_request_iterator" in repr(t.get_coro())]
+            if not pollers:
+                break
+            await asyncio.sleep(0.02)
+        assert pollers == []
         await tts.aclose()
 
 
