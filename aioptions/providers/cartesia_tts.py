@@ -193,7 +193,10 @@ class CartesiaUtterance(TTSUtterance):
         self.finished_at: float | None = None
         self._conn = conn
         self._ctx = ctx
-        self._queue: asyncio.Queue = conn._context_queues[ctx._context_id]  # filled by the SDK's reader
+        # The SDK's reader routes this context's events into this queue; ours stamps the first chunk's
+        # arrival, so TTFB does not depend on when the consumer gets round to iterating audio().
+        self._queue = _ArrivalQueue(self)
+        conn._context_queues[ctx._context_id] = self._queue
         self._idle_timeout_s = idle_timeout_s
         self._pushed = False
         self._finished = False
@@ -271,7 +274,7 @@ class CartesiaUtterance(TTSUtterance):
             if etype == "chunk":
                 data = event.audio
                 if data:
-                    if self.first_audio_at is None:
+                    if self.first_audio_at is None:  # normally already stamped on arrival
                         self.first_audio_at = time.monotonic()
                     yield data
             elif etype == "done":
@@ -318,6 +321,20 @@ class CartesiaUtterance(TTSUtterance):
         finally:
             if not getter.done():
                 getter.cancel()
+
+
+class _ArrivalQueue(asyncio.Queue):
+    """A context queue that records when the utterance's first audio chunk arrived off the socket."""
+
+    def __init__(self, utt: CartesiaUtterance) -> None:
+        super().__init__()
+        self._utt = weakref.ref(utt)
+
+    def put_nowait(self, item: Any) -> None:
+        utt = self._utt()
+        if utt is not None and utt.first_audio_at is None and getattr(item, "type", None) == "chunk":
+            utt.first_audio_at = time.monotonic()
+        super().put_nowait(item)
 
 
 def _is_open(conn: Any) -> bool:

@@ -236,8 +236,6 @@ class GoogleUtterance(TTSUtterance):
                 return
             if isinstance(item, TTSError):
                 raise item
-            if self.first_audio_at is None:
-                self.first_audio_at = time.monotonic()
             yield item
 
     # --- internals ---------------------------------------------------------------------------------
@@ -283,6 +281,8 @@ class GoogleUtterance(TTSUtterance):
             async for resp in call:
                 data = strip_riff(resp.audio_content)
                 if data:
+                    if self.first_audio_at is None:  # on arrival, whenever the consumer iterates
+                        self.first_audio_at = time.monotonic()
                     self._out.put_nowait(data)
             self._out.put_nowait(_END)
         except asyncio.CancelledError:

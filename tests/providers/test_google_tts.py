@@ -70,12 +70,21 @@ async def test_streaming_other_formats(fake, fmt, enc):
     assert dominant_frequency(pcm, fmt.sample_rate) == pytest.approx(expected, abs=2)
 
 
-async def test_ttfb_measured():
+async def test_ttfb_is_measured_from_first_push_to_first_chunk_arrival():
     async with FakeGoogleTTSServer(ttfb_ms=150, speedup=0) as srv:
         tts = make_tts(srv)
         utt, chunks = await speak(tts, ["Short reply."])
+        assert chunks and utt.first_audio_at > utt.requested_at
+        assert 140 <= utt.ttfb_ms < 2000
+        # a consumer that starts iterating late does not inflate TTFB: it is stamped on arrival
+        late = await tts.utterance(MULAW_8K)
+        await late.push("Another reply.")
+        await late.finish()
+        await asyncio.sleep(0.6)
+        async with asyncio.timeout(5):
+            assert [c async for c in late.audio()]
+        assert 140 <= late.ttfb_ms < 550
         await tts.aclose()
-    assert chunks and 140 <= utt.ttfb_ms < 2000
 
 
 async def test_partial_text_is_released_after_max_hold(fake):
