@@ -1,0 +1,217 @@
+"""One call's RTP endpoint: a UDP socket, inbound jitter buffer, outbound paced queue.
+
+Packet path (``datagram_received``): parse the header, file the payload — no tasks, no logging,
+no exceptions escaping. Everything periodic happens in ``tick`` from the shared MediaClock: one
+inbound frame out of the jitter buffer (silence when there is none) and exactly one outbound packet
+(agent audio, or silence so the stream, NAT binding and recording stay continuous).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+
+from telephony.codecs.g711 import SILENCE_BYTE
+from telephony.media.recording import StereoRecorder
+
+from .clock import MediaClock
+from .jitter import JitterBuffer
+from .packet import build_rtp, parse_dtmf, parse_rtp
+
+FRAME = 160  # bytes of G.711 per 20 ms
+
+
+class RtpPortsExhausted(RuntimeError):
+    pass
+
+
+class RtpSession(asyncio.DatagramProtocol):
+    def __init__(self, *, payload_type: int, codec: str, remote: tuple[str, int] | None, clock: MediaClock,
+                 dtmf_pt: int | None = 101, on_dtmf: Callable[[str], None] | None = None,
+                 recorder: StereoRecorder | None = None) -> None:
+        self.pt = payload_type
+        self.codec = codec
+        self.remote = remote
+        self.latched = False
+        self.clock = clock
+        self.dtmf_pt = dtmf_pt
+        self.on_dtmf = on_dtmf
+        self.recorder = recorder
+        self.on_audio: Callable[[bytes], None] | None = None
+        self.silence = bytes([SILENCE_BYTE[codec]]) * FRAME
+        self.jitter = JitterBuffer()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.local_port = 0
+        self._out = bytearray()
+        self._marks: collections.deque[tuple[int, Callable[[float], None]]] = collections.deque()
+        self._out_offset = 0  # absolute byte index of _out[0]
+        self._seq = random.randint(0, 0xFFFF)
+        self._ts = random.randint(0, 0xFFFFFFFF)
+        self._ssrc = random.randint(1, 0xFFFFFFFF)
+        self._talking = False
+        self._frames: collections.deque[bytes] = collections.deque(maxlen=250)
+        self._frame_event = asyncio.Event()
+        self._closed = False
+        self.send_enabled = True  # re-INVITE hold: False stops our stream
+        self.packets_in = self.packets_out = self.ignored = self.malformed = self.frames_dropped = 0
+        self.last_rx_at: float | None = None
+        self.last_agent_packet_at: float | None = None
+        self.started_at = time.monotonic()
+        self._last_dtmf_ts: int | None = None
+        self._transit: float | None = None
+        self._jitter = 0.0  # RFC 3550 interarrival jitter, in timestamp units
+        self.send_times: list[float] | None = None  # set to [] to record egress times (benchmarks)
+
+    @classmethod
+    async def open(cls, *, host: str, port_range: tuple[int, int], payload_type: int, codec: str,
+                   remote: tuple[str, int] | None, clock: MediaClock, dtmf_pt: int | None = 101,
+                   on_dtmf: Callable[[str], None] | None = None,
+                   recorder: StereoRecorder | None = None) -> RtpSession:
+        loop = asyncio.get_running_loop()
+        lo, hi = port_range
+        start = lo + 2 * random.randint(0, max(0, (hi - lo) // 2 - 1))
+        ports = list(range(start, hi, 2)) + list(range(lo + (lo % 2), start, 2))
+        for port in ports:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                sock.close()
+                continue
+            sock.setblocking(False)
+            proto = cls(payload_type=payload_type, codec=codec, remote=remote, clock=clock, dtmf_pt=dtmf_pt,
+                        on_dtmf=on_dtmf, recorder=recorder)
+            await loop.create_datagram_endpoint(lambda p=proto: p, sock=sock)
+            proto.local_port = port
+            return proto
+        raise RtpPortsExhausted(f"no free RTP port in {lo}-{hi}")
+
+    # --- asyncio protocol ------------------------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        if self.latched and addr != self.remote:
+            self.ignored += 1
+            return
+        pkt = parse_rtp(data)
+        if pkt is None:
+            self.malformed += 1
+            return
+        if not self.latched:  # symmetric RTP: answer where the media really comes from (NAT)
+            self.remote = addr
+            self.latched = True
+        now = time.monotonic()
+        self.last_rx_at = now
+        self.packets_in += 1
+        if pkt.pt == self.pt:
+            self.jitter.put(pkt.seq, pkt.payload)
+            transit = now * 8000.0 - pkt.ts
+            if self._transit is not None:
+                d = abs(transit - self._transit)
+                if d < 8000:  # ignore timestamp jumps (new talkspurt base)
+                    self._jitter += (d - self._jitter) / 16.0
+            self._transit = transit
+        elif pkt.pt == self.dtmf_pt:
+            ev = parse_dtmf(pkt.payload)
+            if ev is not None and pkt.ts != self._last_dtmf_ts:
+                self._last_dtmf_ts = pkt.ts
+                if self.on_dtmf:
+                    self.on_dtmf(ev[0])
+
+    def error_received(self, exc) -> None:  # ICMP port unreachable etc.: keep going
+        pass
+
+    # --- clock -----------------------------------------------------------------------------
+    def start(self) -> None:
+        self.clock.add(self.tick)
+
+    def tick(self, now: float, n: int) -> None:
+        frame = self.jitter.pop() or self.silence
+        if len(self._frames) == self._frames.maxlen:
+            self.frames_dropped += 1
+        self._frames.append(frame)
+        self._frame_event.set()
+        if self.on_audio is not None:
+            self.on_audio(frame)
+        out = self._next_out(now)
+        if self.recorder is not None:
+            self.recorder.write(frame, out)
+
+    def _next_out(self, now: float) -> bytes:
+        agent = bool(self._out)
+        if agent:
+            out = bytes(self._out[:FRAME])
+            del self._out[:FRAME]
+            if len(out) < FRAME:
+                out += self.silence[: FRAME - len(out)]
+            start = self._out_offset
+            self._out_offset += FRAME
+            while self._marks and self._marks[0][0] < self._out_offset:
+                pos, cb = self._marks.popleft()
+                if pos >= start:
+                    cb(now)
+        else:
+            out = self.silence
+        if self.transport is not None and self.remote is not None and self.send_enabled and not self._closed:
+            marker = agent and not self._talking
+            self.transport.sendto(build_rtp(self.pt, self._seq, self._ts, self._ssrc, marker, out), self.remote)
+            self.packets_out += 1
+            if agent:
+                self.last_agent_packet_at = now
+            if self.send_times is not None:
+                self.send_times.append(now)
+        self._talking = agent
+        self._seq = (self._seq + 1) & 0xFFFF
+        self._ts = (self._ts + FRAME) & 0xFFFFFFFF
+        return out
+
+    # --- agent side ------------------------------------------------------------------------
+    def enqueue(self, payload: bytes, on_sent: Callable[[float], None] | None = None) -> None:
+        if not payload:
+            return
+        if on_sent is not None:
+            self._marks.append((self._out_offset + len(self._out), on_sent))
+        self._out += payload
+
+    def clear(self) -> int:
+        dropped = len(self._out)
+        self._out_offset += dropped
+        self._out.clear()
+        self._marks.clear()
+        return dropped
+
+    @property
+    def queued_bytes(self) -> int:
+        return len(self._out)
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        """Every inbound 20 ms frame, continuous; ends when the session closes."""
+        while True:
+            while self._frames:
+                yield self._frames.popleft()
+            if self._closed:
+                return
+            self._frame_event.clear()
+            await self._frame_event.wait()
+
+    def stats(self) -> dict:
+        return {
+            "packets_in": self.packets_in, "packets_out": self.packets_out, "lost": self.jitter.lost,
+            "late": self.jitter.late, "duplicate": self.jitter.duplicate,
+            "jitter_ms": round(self._jitter / 8.0, 2), "ignored_sources": self.ignored,
+            "malformed": self.malformed, "remote": list(self.remote) if self.remote else None,
+        }
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.clock.remove(self.tick)
+        self._frame_event.set()
+        if self.transport is not None:
+            self.transport.close()
