@@ -1,0 +1,85 @@
+"""Greeting agent: speaks the campaign greeting (espeak-ng, cached as a WAV), then listens and
+hangs up after ``idle_s`` — enough to test the bridge without any AI provider."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from telephony.codecs import g711
+from telephony.codecs.resample import Resampler
+from telephony.media.contract import CallHandle, HangupEvent
+
+
+async def synthesize_wav(text: str, cache_dir: Path) -> Path:
+    """espeak-ng (GPL: run as a program, never linked) -> 8 kHz mono WAV, cached by text hash."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.wav"
+    if path.exists():
+        return path
+    proc = await asyncio.create_subprocess_exec("espeak-ng", "--stdout", "-v", "en-us", "-s", "160", text,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    if proc.returncode != 0 or len(out) < 44:
+        raise RuntimeError("espeak-ng failed")
+    pcm, rate = read_wav_bytes(out)
+    pcm8 = np.concatenate([Resampler(rate, 8000).process(pcm)])
+    tmp = path.with_suffix(".tmp")
+    with wave.open(str(tmp), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(pcm8.astype("<i2").tobytes())
+    tmp.replace(path)
+    return path
+
+
+def read_wav_bytes(data: bytes) -> tuple[np.ndarray, int]:
+    """PCM16 mono samples and rate from a RIFF WAV (espeak-ng writes a streaming header)."""
+    if data[:4] != b"RIFF":
+        raise ValueError("not a WAV")
+    rate = int.from_bytes(data[24:28], "little")
+    pos = 12
+    while pos + 8 <= len(data):
+        cid, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        if cid == b"data":
+            body = data[pos + 8:]
+            if 0 < size <= len(body):
+                body = body[:size]
+            return np.frombuffer(body[: len(body) // 2 * 2], dtype="<i2").astype(np.int16), rate
+        pos += 8 + size
+    raise ValueError("WAV without data chunk")
+
+
+def wav_to_g711(path: Path, codec: str) -> bytes:
+    with wave.open(str(path), "rb") as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+        rate = w.getframerate()
+    if rate != 8000:
+        pcm = Resampler(rate, 8000).process(pcm)
+    return g711.encode(codec, pcm)
+
+
+class GreetingAgent:
+    def __init__(self, greeting: str, cache_dir: Path, idle_s: float = 30.0) -> None:
+        self.greeting = greeting
+        self.cache_dir = cache_dir
+        self.idle_s = idle_s
+
+    async def run(self, call: CallHandle) -> None:
+        wav = await synthesize_wav(self.greeting, self.cache_dir)
+        call.play(wav_to_g711(wav, call.codec))
+
+        async def until_hangup() -> None:
+            async for ev in call.events():
+                if isinstance(ev, HangupEvent):
+                    return
+
+        try:
+            await asyncio.wait_for(until_hangup(), self.idle_s)
+        except asyncio.TimeoutError:
+            await call.hangup("agent")

@@ -1,0 +1,65 @@
+"""python manage.py run_sip_bridge: the SIP UAS softphones register to and call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from telephony.agents import AGENTS
+
+
+def parse_range(value: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(x) for x in value.split("-"))
+    except ValueError:
+        raise CommandError(f"--rtp-ports must look like 10000-20000, got {value!r}") from None
+    if not (1024 <= lo < hi <= 65535) or hi - lo < 2:
+        raise CommandError("--rtp-ports must be a range inside 1024-65535")
+    return lo, hi
+
+
+class Command(BaseCommand):
+    help = "Run the SIP bridge (UDP). Binds 127.0.0.1 unless --host says otherwise."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=settings.SIP_HOST)
+        parser.add_argument("--port", type=int, default=settings.SIP_PORT)
+        parser.add_argument("--rtp-ports", default=settings.SIP_RTP_PORTS)
+        parser.add_argument("--max-calls", type=int, default=100)
+        parser.add_argument("--agent", default="echo")
+        parser.add_argument("--ring-ms", type=int, default=0, help="ring this long before answering")
+        parser.add_argument("--rtp-timeout", type=float, default=settings.SIP_RTP_TIMEOUT_S)
+
+    def handle(self, *args, **opts):
+        from telephony.bridge.runner import BridgeRunner
+        from telephony.services import finish_open_calls
+
+        if opts["agent"] not in AGENTS:
+            raise CommandError(f"unknown agent {opts['agent']!r} (known: {', '.join(sorted(AGENTS))})")
+        logging.getLogger("telephony").setLevel(logging.INFO)
+        stale = finish_open_calls("shutdown")
+        if stale:
+            self.stdout.write(f"finalised {stale} call(s) left open by a previous bridge")
+        runner = BridgeRunner(host=opts["host"], port=opts["port"], rtp_ports=parse_range(opts["rtp_ports"]),
+                              agent=opts["agent"], max_calls=opts["max_calls"], ring_ms=opts["ring_ms"],
+                              rtp_timeout_s=opts["rtp_timeout"])
+        try:
+            asyncio.run(self._serve(runner))
+        except OSError as exc:
+            raise CommandError(f"cannot start the SIP bridge on {opts['host']}:{opts['port']}: {exc}") from None
+        self.stdout.write("SIP bridge stopped")
+
+    async def _serve(self, runner) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await runner.start()
+        await stop.wait()
+        logging.getLogger("telephony.bridge").info("stopping: sending BYE to %d active call(s)",
+                                                   runner.gateway.active_calls)
+        await runner.stop()

@@ -1,0 +1,93 @@
+"""A live call as the agent sees it: the CallHandle implementation over one RtpSession."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from telephony.rtp.session import RtpSession
+
+from .contract import CallEvent, DtmfEvent, HangupEvent
+
+
+@dataclass
+class CallInfo:
+    """What the bridge knows about a call when it starts (handed to the runner's hooks)."""
+
+    call_id: str
+    caller_uri: str
+    dialed_user: str
+    codec: str
+    remote_rtp: tuple[str, int]
+    local_rtp_port: int
+    extra: dict = field(default_factory=dict)
+
+
+class LiveCall:
+    """Implements ``telephony.media.contract.CallHandle``."""
+
+    def __init__(self, info: CallInfo, session: RtpSession, request_hangup: Callable[[str], None]) -> None:
+        self.info = info
+        self.call_id = info.call_id
+        self.dialed_user = info.dialed_user
+        self.caller_uri = info.caller_uri
+        self.codec = info.codec
+        self.record_id: int | None = None
+        self.campaign_id: int | None = None
+        self.context: dict = {}
+        self.session = session
+        self._events: asyncio.Queue[CallEvent] = asyncio.Queue()
+        self._request_hangup = request_hangup
+        self.ended = asyncio.Event()
+        self.end_reason: str | None = None
+        self.answered_at: float | None = None
+        session.on_dtmf = self._on_dtmf
+
+    # --- for the bridge -----------------------------------------------------------------
+    def _on_dtmf(self, digit: str) -> None:
+        self._events.put_nowait(DtmfEvent(digit, time.monotonic()))
+
+    def mark_ended(self, reason: str) -> None:
+        if self.ended.is_set():
+            return
+        self.end_reason = reason
+        self.ended.set()
+        self._events.put_nowait(HangupEvent(reason, time.monotonic()))
+
+    # --- CallHandle ---------------------------------------------------------------------
+    async def audio_in(self) -> AsyncIterator[bytes]:
+        async for frame in self.session.frames():
+            yield frame
+
+    async def events(self) -> AsyncIterator[CallEvent]:
+        while True:
+            ev = await self._events.get()
+            yield ev
+            if isinstance(ev, HangupEvent):
+                return
+
+    def play(self, payload: bytes, on_sent: Callable[[float], None] | None = None) -> None:
+        if not self.ended.is_set():
+            self.session.enqueue(payload, on_sent)
+
+    def clear_playout(self) -> int:
+        return self.session.clear()
+
+    @property
+    def playout_queued_bytes(self) -> int:
+        return self.session.queued_bytes
+
+    @property
+    def last_agent_packet_at(self) -> float | None:
+        return self.session.last_agent_packet_at
+
+    async def hangup(self, reason: str = "agent", drain_timeout: float = 10.0) -> None:
+        """Let queued agent audio play out (bounded), then ask the bridge to send BYE."""
+        deadline = time.monotonic() + drain_timeout
+        while self.session.queued_bytes and not self.ended.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.06)  # the last frames leave on the next ticks
+        if not self.ended.is_set():
+            self._request_hangup(reason)
