@@ -29,7 +29,7 @@ def mark_answered(record_id: int) -> None:
     Call.objects.filter(pk=record_id).update(answered_at=timezone.now())
 
 
-def finish_call(record_id: int, *, reason: str, stats: dict, recording: Path | None) -> None:
+def finish_call(record_id: int, *, reason: str, stats: dict, recording: Path | None) -> int:
     fields = {
         "ended_at": timezone.now(), "end_reason": reason[:16],
         "packets_in": stats.get("packets_in", 0), "packets_out": stats.get("packets_out", 0),
@@ -41,7 +41,7 @@ def finish_call(record_id: int, *, reason: str, stats: dict, recording: Path | N
             fields["recording"] = str(Path(recording).relative_to(settings.MEDIA_ROOT))
         except ValueError:
             fields["recording"] = str(recording)
-    Call.objects.filter(pk=record_id).update(**fields)
+    return Call.objects.filter(pk=record_id).update(**fields)
 
 
 def finish_open_calls(reason: str = "shutdown") -> int:

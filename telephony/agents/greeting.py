@@ -81,5 +81,5 @@ class GreetingAgent:
 
         try:
             await asyncio.wait_for(until_hangup(), self.idle_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await call.hangup("agent")

@@ -75,9 +75,13 @@ class BridgeRunner:
             await sync_to_async(services.mark_answered)(call.record_id)
 
     async def _ended(self, call: LiveCall, stats: dict, recording: Path | None) -> None:
-        if call.record_id:
-            await sync_to_async(services.finish_call)(call.record_id, reason=call.end_reason or "error",
-                                                      stats=stats, recording=recording)
+        if call.record_id is None:
+            log.warning("call %s ended without a Call record", call.call_id)
+            return
+        updated = await sync_to_async(services.finish_call)(call.record_id, reason=call.end_reason or "error",
+                                                            stats=stats, recording=recording)
+        if updated != 1:
+            log.error("call %s: Call record %s was not finalised", call.call_id, call.record_id)
 
     def status(self) -> dict:
         return {"status": "running", "host": self.gateway.host, "port": self.gateway.port,
