@@ -1,0 +1,96 @@
+import asyncio
+import socket
+import time
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from telephony.rtp.clock import MediaClock
+from telephony.rtp.jitter import JitterBuffer
+from telephony.rtp.packet import build_rtp, parse_dtmf, parse_rtp
+from telephony.rtp.session import RtpSession
+
+
+@given(st.binary(max_size=300))
+def test_parse_never_raises(data):
+    parse_rtp(data)
+
+
+def test_build_parse_roundtrip_and_malformed():
+    raw = build_rtp(0, 65535, 123456, 0xDEADBEEF, True, b"\x01" * 160)
+    p = parse_rtp(raw)
+    assert (p.pt, p.seq, p.ts, p.ssrc, p.marker, len(p.payload)) == (0, 65535, 123456, 0xDEADBEEF, True, 160)
+    assert parse_rtp(b"\x00" * 20) is None  # version 0
+    assert parse_rtp(raw[:11]) is None
+    assert parse_rtp(bytes([0x8F]) + raw[1:40]) is None  # 15 CSRCs (60 bytes) claimed, not present
+    assert parse_rtp(bytes([0xA0]) + raw[1:12] + b"\x01\x05") is None  # padding longer than the payload
+    assert parse_dtmf(bytes([5, 0x80, 0, 160])) == ("5", True, 0, 160)
+
+
+def test_jitter_buffer_reorders_drops_late_and_duplicates():
+    jb = JitterBuffer(depth=2)
+    for seq in (65534, 0, 65535):  # out of order across the wrap
+        jb.put(seq, bytes([seq & 0xFF]))
+    assert [jb.pop(), jb.pop(), jb.pop()] == [bytes([0xFE]), bytes([0xFF]), bytes([0])]
+    jb.put(0, b"x")  # late (already played)
+    jb.put(2, b"b")
+    jb.put(2, b"b")  # duplicate
+    jb.put(3, b"c")
+    assert jb.late == 1 and jb.duplicate == 1
+    assert jb.pop() is None and jb.lost == 1  # seq 1 never came: concealed, counted lost
+    assert jb.pop() == b"b"
+    jb.put(3000, b"z")  # big jump: resync instead of stalling
+    jb.put(3001, b"y")
+    assert jb.pop() == b"z"
+
+
+async def test_clock_keeps_time_and_isolates_failures():
+    clock = MediaClock()
+    ticks = []
+    clock.add(lambda now, n: ticks.append(now))
+
+    def bad(now, n):
+        raise RuntimeError("boom")
+
+    clock.add(bad)
+    start = time.monotonic()
+    await asyncio.sleep(1.0)
+    elapsed = time.monotonic() - start
+    await clock.aclose()
+    assert abs(len(ticks) - elapsed / 0.02) <= 3
+    assert clock.errors >= 40
+
+
+async def test_session_latches_paces_and_reports_sent_time():
+    clock = MediaClock()
+    a = await RtpSession.open(host="127.0.0.1", port_range=(31000, 31100), payload_type=0, codec="PCMU",
+                              remote=None, clock=clock)
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.setblocking(False)
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    a.start()
+    for i in range(5):
+        peer.sendto(build_rtp(0, 100 + i, 160 * i, 7, False, b"\x11" * 160), ("127.0.0.1", a.local_port))
+    await asyncio.sleep(0.1)
+    stranger.sendto(build_rtp(0, 1, 0, 9, False, b"\x22" * 160), ("127.0.0.1", a.local_port))
+    sent = []
+    a.enqueue(b"\x33" * 320, on_sent=sent.append)
+    await asyncio.sleep(0.3)
+    assert a.remote == peer.getsockname() and a.ignored == 1
+    pkts = []
+    while True:
+        try:
+            pkts.append(parse_rtp(peer.recv(2000)))
+        except BlockingIOError:
+            break
+    seqs = [p.seq for p in pkts]
+    assert all((b - a_) & 0xFFFF == 1 for a_, b in zip(seqs, seqs[1:], strict=False))
+    assert all((q.ts - p.ts) & 0xFFFFFFFF == 160 for p, q in zip(pkts, pkts[1:], strict=False))
+    agent = [p for p in pkts if p.payload == b"\x33" * 160]
+    assert len(agent) == 2 and agent[0].marker and not agent[1].marker
+    assert len(sent) == 1
+    a.enqueue(b"\x44" * 1600)
+    assert a.clear() == 1600 and a.queued_bytes == 0
+    a.close()
+    await clock.aclose()
