@@ -39,7 +39,8 @@ class FluxConnection:
 
 class FakeFluxServer:
     def __init__(self, *, utterances: list[tuple[float, float, str]] | None = None, energy: bool = False,
-                 transcript: str | list[str] = "hello there", eot_delay_ms: float = 250, eager_lead_ms: float | None = None,
+                 transcript: str | list[str] = "hello there", eot_delay_ms: float = 250,
+                 eager_lead_ms: float | None = None,
                  resume: bool = False, handshake_status: int | None = None, api_key: str | None = None,
                  error_after_s: float | None = None, close_after_s: float | None = None,
                  update_every_s: float = 0.25, min_silence_s: float = 0.35, energy_threshold: float = 500.0) -> None:
