@@ -29,3 +29,10 @@ def _greeting(call, options: dict):
 
     text = call.context.get("greeting") or options.get("greeting") or "Hello, thanks for calling."
     return GreetingAgent(text, options["cache_dir"], idle_s=options.get("idle_s", 30.0))
+
+
+@register("pipeline")
+def _pipeline(call, options: dict):
+    from telephony.pipeline.agent import VoicePipelineAgent
+
+    return VoicePipelineAgent(call, options)

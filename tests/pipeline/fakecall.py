@@ -1,0 +1,111 @@
+"""An in-memory CallHandle with a real 20 ms pacing loop: what the pipeline sees from the bridge,
+without SIP. Inbound audio comes from a script of frames; outbound frames are recorded with their
+send times so tests can measure time-to-silence and mouth-to-ear."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from telephony.media.contract import DtmfEvent, HangupEvent
+
+SILENCE = b"\xff" * 160
+
+
+class FakeCall:
+    def __init__(self, inbound: bytes = b"", codec: str = "PCMU", record_id: int | None = None,
+                 campaign_id: int | None = None, max_seconds: float = 30.0) -> None:
+        self.call_id = "fake-call"
+        self.dialed_user = "100"
+        self.caller_uri = "sip:tester@127.0.0.1"
+        self.codec = codec
+        self.record_id = record_id
+        self.campaign_id = campaign_id
+        self.context: dict = {}
+        self.inbound = inbound
+        self.max_seconds = max_seconds
+        self._out = bytearray()
+        self._marks: list[tuple[int, object]] = []
+        self._offset = 0
+        self.sent: list[tuple[float, bool]] = []  # (time, carried agent audio)
+        self.last_agent_packet_at: float | None = None
+        self.ended = asyncio.Event()
+        self.end_reason: str | None = None
+        self._events: asyncio.Queue = asyncio.Queue()
+        self._frames: asyncio.Queue = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._clock())
+
+    def feed(self, audio: bytes) -> None:
+        self.inbound += audio
+
+    async def _clock(self) -> None:
+        t0 = time.monotonic()
+        n = 0
+        pos = 0
+        while not self.ended.is_set() and n * 0.02 < self.max_seconds:
+            await asyncio.sleep(max(0.0, t0 + n * 0.02 - time.monotonic()))
+            now = time.monotonic()
+            frame = self.inbound[pos:pos + 160] if pos < len(self.inbound) else SILENCE
+            pos += 160
+            self._frames.put_nowait(frame.ljust(160, b"\xff"))
+            agent = bool(self._out)
+            if agent:
+                del self._out[:160]
+                start = self._offset
+                self._offset += 160
+                for mark in [m for m in self._marks if start <= m[0] < self._offset]:
+                    self._marks.remove(mark)
+                    mark[1](now)
+                self.last_agent_packet_at = now
+            self.sent.append((now, agent))
+            n += 1
+        self._end("timeout")
+
+    def _end(self, reason: str) -> None:
+        if not self.ended.is_set():
+            self.end_reason = reason
+            self.ended.set()
+            self._events.put_nowait(HangupEvent(reason, time.monotonic()))
+            self._frames.put_nowait(None)
+
+    # --- CallHandle ---
+    async def audio_in(self):
+        while True:
+            f = await self._frames.get()
+            if f is None:
+                return
+            yield f
+
+    async def events(self):
+        while True:
+            ev = await self._events.get()
+            yield ev
+            if isinstance(ev, HangupEvent):
+                return
+
+    def dtmf(self, digit: str) -> None:
+        self._events.put_nowait(DtmfEvent(digit, time.monotonic()))
+
+    def play(self, payload: bytes, on_sent=None) -> None:
+        if on_sent is not None:
+            self._marks.append((self._offset + len(self._out), on_sent))
+        self._out += payload
+
+    def clear_playout(self) -> int:
+        n = len(self._out)
+        self._offset += n
+        self._out.clear()
+        self._marks.clear()
+        return n
+
+    @property
+    def playout_queued_bytes(self) -> int:
+        return len(self._out)
+
+    async def hangup(self, reason: str = "agent") -> None:
+        while self._out and not self.ended.is_set():
+            await asyncio.sleep(0.02)
+        self._end(reason)
+
+    def agent_audio_seconds(self) -> float:
+        return sum(1 for _, a in self.sent if a) * 0.02
