@@ -91,15 +91,16 @@ class VoicePipelineAgent:
             return await OfflineSTT().open(self.fmt)
 
     async def _cleanup(self) -> None:
-        closers = [getattr(self, "stt", None) and self.stt.close(), self.tts.aclose(),
-                   *(llm.aclose() for llm in self._llms.values())]
-        for closer in closers:
-            if closer is not None:
-                try:
-                    await asyncio.wait_for(closer, 3)
-                except Exception:  # noqa: BLE001
-                    pass
+        """Summary first (it is what the dashboard reads), then close provider connections; the
+        bridge gives an ending agent about 2 s, so everything here is bounded."""
         await store.summarise_call(self.call.record_id, self.cfg.llm_model, self.cfg.voice_id)
+        closers = [self.tts.aclose(), *(llm.aclose() for llm in self._llms.values())]
+        if getattr(self, "stt", None) is not None:
+            closers.append(self.stt.close())
+        try:
+            await asyncio.wait_for(asyncio.gather(*closers, return_exceptions=True), 1.5)
+        except TimeoutError:
+            log.warning("call %s: provider connections did not close in time", self.call.call_id)
 
     # --- inputs ----------------------------------------------------------------------------
     async def _pump_audio(self) -> None:

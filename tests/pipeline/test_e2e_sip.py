@@ -1,0 +1,102 @@
+"""Whole calls on loopback with a real softphone: baresip dials extension 100 and plays espeak-ng
+speech; the bridge runs the voice pipeline (against the fake Flux/LLM/Cartesia servers, or with no
+keys on the offline engines). Everything runs inside a private network namespace."""
+
+import json
+import shlex
+import sys
+
+import pytest
+
+from tests.sip.peers import (
+    STOP_BRIDGE,
+    baresip_cmd,
+    baresip_dir,
+    bridge_env,
+    bridge_script,
+    manage_shell,
+    prepare_db,
+    read_wav,
+    require,
+    run_in_netns,
+    speech_wav,
+)
+
+pytestmark = [pytest.mark.interop, pytest.mark.slow]
+TURNS_JSON = ("import json; from telephony.models import Turn, Call; print(json.dumps({'turns': list(Turn.objects"
+              ".order_by('index').values()), 'calls': list(Call.objects.values('end_reason','turns_count',"
+              "'mouth_to_ear_p50_ms','recording'))}, default=str))")
+
+
+def _speech_energy(x, rate=8000):
+    """Seconds of clearly audible audio in a signal (20 ms windows above an RMS floor)."""
+    win = rate // 50
+    n = len(x) // win
+    rms = (x[: n * win].reshape(n, win) ** 2).mean(axis=1) ** 0.5
+    return (rms > 300).sum() * 0.02, rms
+
+
+def test_call_with_fake_cloud_providers(tmp_path):
+    require("baresip", "espeak-ng", "sox", "unshare")
+    env = bridge_env(tmp_path)
+    prepare_db(env)
+    wav = speech_wav(tmp_path, "Hello. I would like to book an appointment for Tuesday.", pad_s=9)
+    # start talking after the greeting (about 4 s): prepend silence
+    delayed = tmp_path / "caller.wav"
+    import subprocess
+
+    subprocess.run(["sox", str(wav), str(delayed), "pad", "4.5", "0"], check=True)
+    d = baresip_dir(tmp_path, delayed)
+    fakes = (f"{shlex.quote(sys.executable)} -m tests.fakes.serve --env-file {tmp_path}/fakes.env "
+             f"--log {tmp_path}/fakes.json --reply 'Sure, Tuesday at three works for you.' &\nFAKES=$!\n"
+             f"for i in $(seq 1 100); do [ -f {tmp_path}/fakes.env ] && break; sleep 0.1; done\n"
+             f". {tmp_path}/fakes.env\n")
+    script = (fakes + bridge_script(tmp_path, agent="pipeline") + baresip_cmd(d, "sip:100@127.0.0.1:5060", 14)
+              + STOP_BRIDGE + "kill -TERM $FAKES; wait $FAKES\n")
+    out = run_in_netns(script, env, timeout=90)
+    bridge_log = (tmp_path / "bridge.log").read_text()
+    data = json.loads(manage_shell(env, TURNS_JSON))
+    turns = data["turns"]
+    assert turns, bridge_log[-3000:] + out.stderr[-2000:]
+    t = turns[0]
+    assert t["user_text"] == "I would like to book an appointment"
+    assert t["agent_text"].startswith("Sure, Tuesday at three")
+    stages = [t[k] for k in ("eot_received_ms", "llm_request_ms", "llm_first_token_ms", "tts_request_ms",
+                             "tts_first_audio_ms", "first_rtp_ms")]
+    assert all(s is not None for s in stages) and stages == sorted(stages), stages
+    # the energy-driven fake Flux ends a turn after 350 ms of silence + its 250 ms EOT delay
+    assert 250 <= t["eot_received_ms"] <= 350 + 250 + 150, stages
+    added = t["first_rtp_ms"] - t["eot_received_ms"] - 300 - 90  # minus the fakes' LLM TTFT and TTS TTFB
+    assert 0 <= added <= 120, (added, stages)
+    fakes_log = json.loads((tmp_path / "fakes.json").read_text())
+    q = fakes_log["flux_connections"][0]["query"]
+    assert q["encoding"] == "mulaw" and q["sample_rate"] == "8000"  # mu-law straight from RTP
+    spoken = [" ".join(c["transcripts"]) for c in fakes_log["tts_contexts"].values()]
+    assert spoken[0].strip().startswith("Hi, this is Acme Dental")  # the greeting came first
+    # what baresip heard: the greeting, then (after the caller spoke) the reply
+    got, _ = read_wav(sorted((d / "rec").glob("dump-*-dec.wav"))[-1])
+    secs, rms = _speech_energy(got)
+    assert rms[: 50].max() > 300, "the greeting must be heard within 1 s of answering"
+    assert secs > 3.0
+    assert data["calls"][0]["turns_count"] >= 1 and data["calls"][0]["recording"]
+
+
+def test_call_with_no_keys_runs_offline(tmp_path):
+    require("baresip", "espeak-ng", "sox", "unshare")
+    env = bridge_env(tmp_path, DEEPGRAM_API_KEY="", GROQ_API_KEY="", OPENAI_API_KEY="", CARTESIA_API_KEY="",
+                     GOOGLE_APPLICATION_CREDENTIALS="", GOOGLE_TTS_INSECURE_ENDPOINT="")
+    prepare_db(env)
+    import subprocess
+
+    wav = speech_wav(tmp_path, "Yes, that sounds good.", pad_s=8)
+    delayed = tmp_path / "caller.wav"
+    subprocess.run(["sox", str(wav), str(delayed), "pad", "6", "0"], check=True)
+    d = baresip_dir(tmp_path, delayed)
+    run_in_netns(bridge_script(tmp_path, agent="pipeline") + baresip_cmd(d, "sip:100@127.0.0.1:5060", 16)
+                 + STOP_BRIDGE, env, timeout=90)
+    data = json.loads(manage_shell(env, TURNS_JSON))
+    assert data["turns"], (tmp_path / "bridge.log").read_text()[-3000:]
+    t = data["turns"][0]
+    assert t["llm_provider"] == "offline" and t["tts_provider"] == "offline"
+    assert "good" in t["user_text"].lower() or "yes" in t["user_text"].lower()
+    assert t["agent_text"] and t["mouth_to_ear_ms"] is not None
