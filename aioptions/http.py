@@ -9,11 +9,13 @@ operators and health checks look at a box; anyone else must be staff.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
 import json
 from collections.abc import Callable
 
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
@@ -68,31 +70,54 @@ def _csrf_failure(request: HttpRequest) -> str | None:
     return None if resp is None else "CSRF check failed (send the X-CSRFToken header or use a token)"
 
 
+def _authorize(request: HttpRequest, methods: tuple[str, ...], write: bool, open_on_loopback: bool):
+    """(user, None) when allowed, else (None, error response). Sync: it may touch the ORM."""
+    if request.method not in methods:
+        resp = json_error(f"method {request.method} not allowed", 405)
+        resp["Allow"] = ", ".join(methods)
+        return None, resp
+    user = _token_user(request)
+    if user is None and request.user.is_authenticated:
+        if write:
+            failure = _csrf_failure(request)
+            if failure:
+                return None, json_error(failure, 403)
+        user = request.user
+    if user is not None and not user.is_staff:
+        return None, json_error("staff access required", 403)
+    if user is None and not (open_on_loopback and not write and _is_loopback(request)):
+        return None, json_error("authentication required (staff session or Bearer token)", 401)
+    return user, None
+
+
 def api_view(*, methods: tuple[str, ...], write: bool = False, open_on_loopback: bool = False) -> Callable:
-    """Wrap a view: method check, auth (token or staff session), JSON errors for everything.
+    """Wrap a view (sync or async): method check, auth (token or staff session), JSON errors.
 
     The view receives ``request.api_user`` (a staff user or None for open loopback reads).
     """
 
     def deco(view):
-        @csrf_exempt  # checked below for session auth; token auth is not cookie-based
+        if asyncio.iscoroutinefunction(view):
+            @csrf_exempt
+            @functools.wraps(view)
+            async def async_wrapper(request: HttpRequest, *args, **kwargs):
+                user, error = await sync_to_async(_authorize)(request, methods, write, open_on_loopback)
+                if error is not None:
+                    return error
+                request.api_user = user
+                try:
+                    return await view(request, *args, **kwargs)
+                except BadRequest as exc:
+                    return json_error(str(exc), 400)
+
+            return async_wrapper
+
+        @csrf_exempt  # checked in _authorize for session auth; token auth is not cookie-based
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs):
-            if request.method not in methods:
-                resp = json_error(f"method {request.method} not allowed", 405)
-                resp["Allow"] = ", ".join(methods)
-                return resp
-            user = _token_user(request)
-            if user is None and request.user.is_authenticated:
-                if write:
-                    failure = _csrf_failure(request)
-                    if failure:
-                        return json_error(failure, 403)
-                user = request.user
-            if user is not None and not user.is_staff:
-                return json_error("staff access required", 403)
-            if user is None and not (open_on_loopback and not write and _is_loopback(request)):
-                return json_error("authentication required (staff session or Bearer token)", 401)
+            user, error = _authorize(request, methods, write, open_on_loopback)
+            if error is not None:
+                return error
             request.api_user = user
             try:
                 return view(request, *args, **kwargs)

@@ -1,3 +1,12 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import api, views
+
+app_name = "telephony"
+
+urlpatterns = [
+    path("api/v1/sip/start", api.start, name="sip-start"),
+    path("api/v1/sip/stop", api.stop, name="sip-stop"),
+    path("api/v1/sip/status", api.status, name="sip-status"),
+    path("calls/<int:call_id>/recording.wav", views.recording, name="recording"),
+]

@@ -1,0 +1,76 @@
+"""Admin: calls (with a recording player and their turns), SIP accounts (password -> HA1 only)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from .models import Call, SipAccount, Turn
+
+
+class TurnInline(admin.TabularInline):
+    model = Turn
+    extra = 0
+    can_delete = False
+    fields = ("index", "user_text", "agent_text", "barge_in", "eager", "eot_received_ms", "llm_first_token_ms",
+              "tts_first_audio_ms", "mouth_to_ear_ms", "errors")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Call)
+class CallAdmin(admin.ModelAdmin):
+    list_display = ("id", "started_at", "campaign", "caller_uri", "codec", "duration", "end_reason", "turns_count",
+                    "mouth_to_ear_p50_ms", "packets_in", "packets_out", "packets_lost")
+    list_filter = ("end_reason", "codec", "campaign")
+    search_fields = ("caller_uri", "sip_call_id", "dialed")
+    readonly_fields = ("player",) + tuple(f.name for f in Call._meta.fields)
+    inlines = [TurnInline]
+
+    @admin.display(description="Duration (s)")
+    def duration(self, obj: Call):
+        d = obj.duration_s
+        return f"{d:.1f}" if d is not None else "-"
+
+    @admin.display(description="Recording")
+    def player(self, obj: Call):
+        if not obj.recording:
+            return "-"
+        url = reverse("telephony:recording", args=[obj.pk])
+        return format_html('<audio controls preload="none" src="{}"></audio> <a href="{}">download</a>', url, url)
+
+    def has_add_permission(self, request):
+        return False
+
+
+class SipAccountForm(forms.ModelForm):
+    password = forms.CharField(widget=forms.PasswordInput(render_value=False), required=False,
+                               help_text="Stored only as HA1 = MD5(user:realm:password). Leave empty to keep.")
+
+    class Meta:
+        model = SipAccount
+        fields = ("username", "realm", "active")
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.instance.pk and not cleaned.get("password"):
+            self.add_error("password", "a new account needs a password")
+        return cleaned
+
+    def save(self, commit=True):
+        obj = super().save(commit=False)
+        if self.cleaned_data.get("password"):
+            obj.set_password(self.cleaned_data["password"])
+        if commit:
+            obj.save()
+        return obj
+
+
+@admin.register(SipAccount)
+class SipAccountAdmin(admin.ModelAdmin):
+    form = SipAccountForm
+    list_display = ("username", "realm", "active", "created_at")
