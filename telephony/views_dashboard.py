@@ -1,0 +1,37 @@
+"""Latency dashboard pages (staff only): /calls/, /calls/<id>/, /calls/<id>/live/."""
+
+from __future__ import annotations
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import Http404
+from django.shortcuts import render
+from django.utils.safestring import mark_safe
+
+from .dashboard import selectors, svg
+
+
+@staff_member_required
+def calls(request):
+    f = selectors.Filters.from_query(request.GET)
+    stats = selectors.stage_stats(f)
+    ctx = {"filters": f, "stats": stats, "chart": mark_safe(svg.bar_chart(stats)),
+           "calls": selectors.recent_calls(f), "choices": selectors.filter_choices()}
+    template = "telephony/_calls_body.html" if request.htmx else "telephony/calls.html"
+    return render(request, template, ctx)
+
+
+@staff_member_required
+def call_detail(request, call_id: int):
+    call, turns = selectors.call_detail(call_id)
+    if call is None:
+        raise Http404("no such call")
+    return render(request, "telephony/call_detail.html",
+                  {"call": call, "turns": turns, "chart": mark_safe(svg.waterfall(turns)) if turns else ""})
+
+
+@staff_member_required
+def call_live(request, call_id: int):
+    call, turns = selectors.call_detail(call_id)
+    if call is None:
+        raise Http404("no such call")
+    return render(request, "telephony/call_live.html", {"call": call, "turns": turns})
