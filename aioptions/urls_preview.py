@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import views_preview
+
+urlpatterns = [
+    path("api/v1/ai-options/voices/<str:voice_id>/preview", views_preview.voice_preview, name="voice-preview"),
+]

@@ -158,3 +158,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
 }
+
+# --- Voice previews ------------------------------------------------------------------------------
+PREVIEW_CACHE_MAX_BYTES = int(os.environ.get("PREVIEW_CACHE_MAX_BYTES", str(50 * 1024 * 1024)))

@@ -1,0 +1,1 @@
+"""Voice previews: synthesise a sample sentence in a catalog voice, cached on disk."""

@@ -1,0 +1,34 @@
+"""GET /api/v1/ai-options/voices/<voice_id>/preview : a WAV of the voice (staff only: it costs
+provider money). Cached on disk; ETag/304; X-Preview-Engine says which engine actually spoke."""
+
+from __future__ import annotations
+
+from asgiref.sync import sync_to_async
+from django.http import HttpResponse
+
+from campaigns.models import Campaign
+
+from .http import api_view, json_error
+from .preview import service
+
+
+@api_view(methods=("GET",))
+async def voice_preview(request, voice_id: str):
+    text = request.GET.get("text")
+    if text is None and request.GET.get("campaign", "").isdigit():
+        camp = await sync_to_async(Campaign.objects.filter(pk=int(request.GET["campaign"])).first)()
+        if camp is None:
+            return json_error("unknown campaign", 404)
+        text = camp.effective_preview_text
+    try:
+        preview = await service.get_preview(voice_id, text)
+    except service.PreviewError as exc:
+        return json_error(str(exc), exc.status)
+    etag = f'"{preview.key}"'
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=86400", "X-Preview-Engine": preview.engine,
+               "X-Preview-Cache": "hit" if preview.cached else "miss"}
+    if request.headers.get("If-None-Match") == etag:
+        return HttpResponse(status=304, headers=headers)
+    resp = HttpResponse(preview.wav, content_type="audio/wav", headers=headers)
+    resp["Content-Length"] = str(len(preview.wav))
+    return resp
