@@ -44,6 +44,12 @@ class BridgeRunner:
                         "strangers cannot place calls on your AI/provider bill (toll fraud).", self.gateway.host)
         await self._refresh_accounts(force=True)
         await self.gateway.start()
+        if self.agent == "pipeline" and not settings.DEEPGRAM_API_KEY:
+            # no Flux key: calls use the offline recogniser; load Whisper now, not on the first call
+            from aioptions.providers.offline_stt import warm_up
+
+            await asyncio.to_thread(warm_up)
+            log.info("offline recogniser loaded (no DEEPGRAM_API_KEY)")
         log.info("agent: %s; SIP auth: %s", self.agent,
                  "open (no SIP accounts configured)" if not self._accounts else f"{len(self._accounts)} account(s)")
 

@@ -75,19 +75,19 @@ def _index(pcm: np.ndarray) -> np.ndarray:
 
 
 def ulaw_encode(pcm: np.ndarray) -> bytes:
-    return ULAW_ENCODE[_index(pcm)].tobytes()
+    return ULAW_ENCODE.take(_index(pcm)).tobytes()
 
 
 def alaw_encode(pcm: np.ndarray) -> bytes:
-    return ALAW_ENCODE[_index(pcm)].tobytes()
+    return ALAW_ENCODE.take(_index(pcm)).tobytes()
 
 
 def ulaw_decode(data: bytes) -> np.ndarray:
-    return ULAW_DECODE[np.frombuffer(data, dtype=np.uint8)]
+    return ULAW_DECODE.take(np.frombuffer(data, dtype=np.uint8))
 
 
 def alaw_decode(data: bytes) -> np.ndarray:
-    return ALAW_DECODE[np.frombuffer(data, dtype=np.uint8)]
+    return ALAW_DECODE.take(np.frombuffer(data, dtype=np.uint8))
 
 
 def ulaw_to_alaw(data: bytes) -> bytes:
