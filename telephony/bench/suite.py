@@ -78,7 +78,8 @@ def markdown(r: dict) -> str:
                                                  for n in (1, 10, 50, 100)) + " |")
     fl = r["pipeline"]["fake_latencies_ms"]
     lines += ["", f"| Pipeline, fakes at EOT {fl['eot']} / TTFT {fl['ttft']} / TTFB {fl['ttfb']} ms | calls | "
-              "added p50 / p95 / p99 (ms) | reply after EndOfTurn p50 / p95 (ms) | eager hits |", "|---|---|---|---|---|"]
+              "added p50 / p95 / p99 (ms) | reply after EndOfTurn p50 / p95 (ms) | eager hits |",
+              "|---|---|---|---|---|"]
     for row in r["pipeline"]["rounds"]:
         lines.append(f"| {'eager EOT' if row['eager'] else 'plain'} | {row['calls']} | {row['added_ms_p50']} / "
                      f"{row['added_ms_p95']} / {row['added_ms_p99']} | {row['reply_after_eot_ms_p50']} / "
