@@ -10,21 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 from telephony.media.call import CallInfo, LiveCall
+from telephony.media.dialogs import Dialog, GatewayHooks
 from telephony.media.recording import StereoRecorder
 from telephony.rtp.clock import MediaClock
 from telephony.rtp.session import RtpPortsExhausted, RtpSession
-from telephony.sip import sdp
+from telephony.sip import replies, sdp
 from telephony.sip.auth import DigestAuth, Registrar
 from telephony.sip.message import (
     SipMessage,
     SipParseError,
     add_received,
-    new_branch,
     new_tag,
     param,
     parse,
@@ -37,32 +36,6 @@ from telephony.sip.message import (
 log = logging.getLogger("telephony.bridge")
 T1, T2 = 0.5, 4.0
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"
-
-
-@dataclass
-class GatewayHooks:
-    """Callbacks into the outside world (the runner binds them to the ORM). All optional."""
-
-    on_call_started: Callable[[CallInfo], Awaitable[dict]] | None = None  # -> {"record_id", "campaign_id", ...}
-    on_call_answered: Callable[[LiveCall], Awaitable[None]] | None = None
-    on_call_ended: Callable[[LiveCall, dict, Path | None], Awaitable[None]] | None = None
-    lookup_ha1: Callable[[str], str | None] = lambda user: None
-    open_mode: Callable[[], bool] = lambda: True
-
-
-@dataclass
-class _Dialog:
-    call: LiveCall
-    invite: SipMessage
-    src: tuple[str, int]
-    to_tag: str
-    local_seq: int = 1
-    state: str = "early"  # early -> answered (200 sent) -> confirmed (ACK) -> ended
-    last_response: bytes = b""
-    agent_task: asyncio.Task | None = None
-    tasks: list = field(default_factory=list)
-    recorder: StereoRecorder | None = None
-    ack_event: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class SIPMediaGateway(asyncio.DatagramProtocol):
@@ -83,7 +56,7 @@ class SIPMediaGateway(asyncio.DatagramProtocol):
         self.auth = DigestAuth(realm, self.hooks.lookup_ha1, self.hooks.open_mode)
         self.registrar = Registrar()
         self.transport: asyncio.DatagramTransport | None = None
-        self.dialogs: dict[str, _Dialog] = {}
+        self.dialogs: dict[str, Dialog] = {}
         self._responses: dict[tuple[str, str, str], bytes] = {}  # (branch, method, call-id) -> last response
         self._pending_bye: dict[str, asyncio.Task] = {}
         self.stats = {"invites": 0, "answered": 0, "ended": 0, "rejected": 0, "bad_messages": 0, "registers": 0}
@@ -150,21 +123,12 @@ class SIPMediaGateway(asyncio.DatagramProtocol):
         return raw
 
     def _reply_400(self, data: bytes, addr, reason: str) -> None:
-        """Answer a malformed request with 400 when it is parseable enough to address a reply."""
-        if data[:4] == b"SIP/":
-            return  # a malformed response: drop silently
         try:
-            head = data.split(b"\r\n\r\n")[0].decode("utf-8", "replace")
-            lines = [ln for ln in head.split("\r\n")[1:] if ":" in ln]
-            wanted = {"via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"}
-            kept = [ln for ln in lines if ln.split(":")[0].strip().lower() in wanted]
-            if not any(ln.split(":")[0].strip().lower() in ("via", "v") for ln in kept):
-                return
-            text = "SIP/2.0 400 Bad Request\r\n" + "\r\n".join(kept)
-            text += f"\r\nWarning: 399 talky \"{reason[:100]}\"\r\nContent-Length: 0\r\n\r\n"
-            self._send(text.encode(), addr)
+            raw = replies.bad_request(data, reason)
         except Exception:  # noqa: BLE001
-            pass
+            raw = None
+        if raw is not None:
+            self._send(raw, addr)
 
     # --- requests -------------------------------------------------------------------------
     def _on_request(self, req: SipMessage, src: tuple[str, int]) -> None:
@@ -249,7 +213,7 @@ class SIPMediaGateway(asyncio.DatagramProtocol):
         info = CallInfo(req.call_id, uri_of(req.get("from") or ""), dialed, codec, (offer.address, offer.port),
                         session.local_port)
         call = LiveCall(info, session, lambda reason: self._agent_hangup(req.call_id, reason))
-        dlg = _Dialog(call=call, invite=req, src=src, to_tag=to_tag)
+        dlg = Dialog(call=call, invite=req, src=src, to_tag=to_tag)
         self.dialogs[req.call_id] = dlg
         log.info("call %s from %s to %s: %s, RTP local %d remote %s:%d", req.call_id, info.caller_uri, dialed,
                  codec, session.local_port, offer.address, offer.port)
@@ -288,7 +252,7 @@ class SIPMediaGateway(asyncio.DatagramProtocol):
             log.exception("call %s setup failed", req.call_id)
             await self._end(dlg, "error", send_bye=dlg.state != "early")
 
-    async def _retransmit_200(self, dlg: _Dialog) -> None:
+    async def _retransmit_200(self, dlg: Dialog) -> None:
         """RFC 3261 13.3.1.4: resend the 200 OK (T1 doubling to T2) until the ACK; give up at 64*T1."""
         interval, waited = T1, 0.0
         while not dlg.ack_event.is_set() and waited < 64 * T1 and dlg.state == "answered":
@@ -305,7 +269,7 @@ class SIPMediaGateway(asyncio.DatagramProtocol):
             log.warning("call %s: no ACK after %.0f s, hanging up", dlg.call.call_id, waited)
             await self._end(dlg, "error", send_bye=True)
 
-    async def _run_agent(self, dlg: _Dialog) -> None:
+    async def _run_agent(self, dlg: Dialog) -> None:
         call = dlg.call
         try:
             agent = self.agent_factory(call)
@@ -317,7 +281,7 @@ class SIPMediaGateway(asyncio.DatagramProtocol):
             if dlg.state not in ("ended",):
                 await self._end(dlg, "error", send_bye=True)
 
-    async def _watch_rtp(self, dlg: _Dialog) -> None:
+    async def _watch_rtp(self, dlg: Dialog) -> None:
         session = dlg.call.session
         while dlg.state != "ended":
             await asyncio.sleep(min(1.0, self.rtp_timeout_s / 4))
@@ -334,7 +298,7 @@ class SIPMediaGateway(asyncio.DatagramProtocol):
             if dlg.state == "answered":
                 dlg.state = "confirmed"
 
-    def _on_reinvite(self, dlg: _Dialog, req: SipMessage, src) -> None:
+    def _on_reinvite(self, dlg: Dialog, req: SipMessage, src) -> None:
         session = dlg.call.session
         try:
             offer = sdp.parse_offer(req.body) if req.body else None
@@ -384,19 +348,10 @@ class SIPMediaGateway(asyncio.DatagramProtocol):
         if dlg is not None and dlg.state != "ended":
             asyncio.get_running_loop().create_task(self._end(dlg, reason, send_bye=True))
 
-    def _send_bye(self, dlg: _Dialog) -> None:
+    def _send_bye(self, dlg: Dialog) -> None:
         inv = dlg.invite
         dlg.local_seq += 1
-        target = uri_of(inv.get("contact") or inv.get("from") or "")
-        bye = SipMessage(method="BYE", uri=target)
-        bye.headers = [
-            ("via", f"SIP/2.0/UDP {self.media_host}:{self.port};branch={new_branch()};rport"),
-            ("max-forwards", "70"),
-            ("from", f"{inv.get('to')};tag={dlg.to_tag}" if param(inv.get("to") or "", "tag") is None
-             else inv.get("to") or ""),
-            ("to", inv.get("from") or ""), ("call-id", inv.call_id), ("cseq", f"{dlg.local_seq} BYE"),
-        ]
-        raw = bye.serialize()
+        raw = replies.bye_for(inv, to_tag=dlg.to_tag, cseq=dlg.local_seq, host=self.media_host, port=self.port)
 
         async def retransmit() -> None:
             interval = T1
@@ -408,7 +363,7 @@ class SIPMediaGateway(asyncio.DatagramProtocol):
 
         self._pending_bye[inv.call_id] = asyncio.get_running_loop().create_task(retransmit())
 
-    async def _end(self, dlg: _Dialog, reason: str, *, send_bye: bool) -> None:
+    async def _end(self, dlg: Dialog, reason: str, *, send_bye: bool) -> None:
         if dlg.state == "ended":
             return
         was = dlg.state
