@@ -57,7 +57,7 @@ class VoicePipelineAgent:
         self.history = [{"role": "system", "content": system}]
         greeting = (self.campaign.greeting if self.campaign else "") or "Hello, how can I help you?"
         self.machine = TurnMachine(eager_enabled=self.cfg.turn.eager_eot_threshold is not None)
-        self._llm(self.cfg.llm_provider, self.cfg.llm_model)  # build the client before the first turn
+        asyncio.create_task(self._prewarm_llm())
         try:
             self.stt = await self._open_stt()
         except STTError as exc:
@@ -75,6 +75,14 @@ class VoicePipelineAgent:
                 if t is not None and not t.done():
                     t.cancel()
             await self._cleanup()
+
+    async def _prewarm_llm(self) -> None:
+        """Build the LLM client and make one cheap request (GET /models) while the greeting plays, so
+        the first turn does not pay for TLS/HTTP connection setup and first-use code paths."""
+        try:
+            await asyncio.wait_for(self._llm(self.cfg.llm_provider, self.cfg.llm_model).list_models(), 3)
+        except Exception:  # noqa: BLE001 - only an optimisation
+            pass
 
     async def _open_stt(self):
         turn = self.cfg.turn
