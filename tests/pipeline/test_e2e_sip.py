@@ -23,6 +23,7 @@ from tests.sip.peers import (
 )
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
+KATIE, KIEFER = "f786b574-daa5-4673-aa0c-cbe3e8534c02", "228fca29-3a0a-435c-8728-5cb483251068"
 TURNS_JSON = ("import json; from telephony.models import Turn, Call; print(json.dumps({'turns': list(Turn.objects"
               ".order_by('index').values()), 'calls': list(Call.objects.values('end_reason','turns_count',"
               "'mouth_to_ear_p50_ms','recording'))}, default=str))")
@@ -51,8 +52,13 @@ def test_call_with_fake_cloud_providers(tmp_path):
              f"--log {tmp_path}/fakes.json --reply 'Sure, Tuesday at three works for you.' &\nFAKES=$!\n"
              f"for i in $(seq 1 100); do [ -f {tmp_path}/fakes.env ] && break; sleep 0.1; done\n"
              f". {tmp_path}/fakes.env\n")
-    script = (fakes + bridge_script(tmp_path, agent="pipeline") + baresip_cmd(d, "sip:100@127.0.0.1:5060", 14)
-              + STOP_BRIDGE + "kill -TERM $FAKES; wait $FAKES\n")
+    # live config across processes: while the call is up (greeting playing), another process changes
+    # the global voice; the bridge process must use it from the next turn
+    change = (f"(sleep 2; {shlex.quote(sys.executable)} manage.py shell --no-imports -c "
+              f"\"from aioptions import services; services.update_tts_voice(provider='cartesia', "
+              f"voice_id='{KIEFER}')\" > {tmp_path}/change.log 2>&1) &\n")
+    script = (fakes + bridge_script(tmp_path, agent="pipeline") + change
+              + baresip_cmd(d, "sip:100@127.0.0.1:5060", 14) + STOP_BRIDGE + "kill -TERM $FAKES; wait $FAKES\n")
     out = run_in_netns(script, env, timeout=90)
     bridge_log = (tmp_path / "bridge.log").read_text()
     data = json.loads(manage_shell(env, TURNS_JSON))
@@ -71,8 +77,10 @@ def test_call_with_fake_cloud_providers(tmp_path):
     fakes_log = json.loads((tmp_path / "fakes.json").read_text())
     q = fakes_log["flux_connections"][0]["query"]
     assert q["encoding"] == "mulaw" and q["sample_rate"] == "8000"  # mu-law straight from RTP
-    spoken = [" ".join(c["transcripts"]) for c in fakes_log["tts_contexts"].values()]
-    assert spoken[0].strip().startswith("Hi, this is Acme Dental")  # the greeting came first
+    contexts = list(fakes_log["tts_contexts"].values())
+    assert " ".join(contexts[0]["transcripts"]).strip().startswith("Hi, this is Acme Dental")  # greeting first
+    assert contexts[0]["voice"] == KATIE  # the voice at call start
+    assert t["voice_id"] == KIEFER and contexts[-1]["voice"] == KIEFER  # changed mid-call by another process
     # what baresip heard: the greeting, then (after the caller spoke) the reply
     got, _ = read_wav(sorted((d / "rec").glob("dump-*-dec.wav"))[-1])
     secs, rms = _speech_energy(got)
