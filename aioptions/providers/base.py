@@ -92,6 +92,20 @@ class TurnEvent:
         return self.audio_window_end
 
 
+CLOSED = object()  # end-of-stream marker put on an STT session's event queue
+
+
+async def queued_events(queue) -> AsyncIterator[TurnEvent]:
+    """Yield TurnEvents from a session's queue until CLOSED; an exception on the queue is raised."""
+    while True:
+        item = await queue.get()
+        if item is CLOSED:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
 class STTSession(abc.ABC):
     """One streaming recognition session for one call."""
 

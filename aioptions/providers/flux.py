@@ -20,11 +20,10 @@ import websockets
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from .base import STT, AudioFormat, STTError, STTSession, TurnEvent, Word
+from .base import CLOSED, STT, AudioFormat, STTError, STTSession, TurnEvent, Word, queued_events
 
 log = logging.getLogger(__name__)
 USER_AGENT = "TalkyAI-VoiceAgent/1.0"
-_CLOSED = object()
 
 
 def _kind_for_status(status: int) -> str:
@@ -175,14 +174,8 @@ class FluxSession(STTSession):
         if len(self._buf) >= self.chunk_bytes:
             self._have_audio.set()
 
-    async def events(self) -> AsyncIterator[TurnEvent]:
-        while True:
-            item = await self._events.get()
-            if item is _CLOSED:
-                return
-            if isinstance(item, STTError):
-                raise item
-            yield item
+    def events(self) -> AsyncIterator[TurnEvent]:
+        return queued_events(self._events)
 
     async def configure(self, *, eot_threshold=None, eager_eot_threshold=None, eot_timeout_ms=None) -> None:
         thresholds = {k: v for k, v in (("eot_threshold", eot_threshold),
@@ -207,7 +200,7 @@ class FluxSession(STTSession):
             with contextlib.suppress(Exception):
                 await self._ws.close()
         self._closed = True
-        await self._events.put(_CLOSED)
+        await self._events.put(CLOSED)
 
 
 class FluxSTT(STT):

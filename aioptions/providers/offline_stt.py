@@ -22,12 +22,11 @@ import numpy as np
 from telephony.codecs import g711
 from telephony.codecs.resample import Resampler
 
-from .base import STT, AudioFormat, STTError, STTSession, TurnEvent, Word
+from .base import CLOSED, STT, AudioFormat, STTError, STTSession, TurnEvent, Word, queued_events
 
 log = logging.getLogger(__name__)
 _model = None
 _model_lock = threading.Lock()
-_CLOSED = object()
 
 
 def model_dir() -> Path:
@@ -162,14 +161,8 @@ class OfflineSTTSession(STTSession):
     def _emit(self, item) -> None:
         self._events.put_nowait(item)
 
-    async def events(self) -> AsyncIterator[TurnEvent]:
-        while True:
-            item = await self._events.get()
-            if item is _CLOSED:
-                return
-            if isinstance(item, STTError):
-                raise item
-            yield item
+    def events(self) -> AsyncIterator[TurnEvent]:
+        return queued_events(self._events)
 
     async def configure(self, *, eot_threshold=None, eager_eot_threshold=None, eot_timeout_ms=None) -> None:
         if eot_timeout_ms is not None:
@@ -181,7 +174,7 @@ class OfflineSTTSession(STTSession):
         self._closed = True
         for t in list(self._tasks):
             t.cancel()
-        self._events.put_nowait(_CLOSED)
+        self._events.put_nowait(CLOSED)
 
 
 class OfflineSTT(STT):
