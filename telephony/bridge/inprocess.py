@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .runner import BridgeRunner
+from .runner import BridgeRunner, bridge_process_status
 
 _runner: BridgeRunner | None = None
 _lock = asyncio.Lock()
@@ -40,4 +40,6 @@ async def stop() -> dict:
 
 
 def status() -> dict:
-    return _runner.status() if _runner is not None else {"status": "stopped", "calls": 0}
+    if _runner is not None:
+        return {**_runner.status(), "where": "web process"}
+    return bridge_process_status() or {"status": "stopped", "calls": 0}

@@ -6,7 +6,9 @@ through services/selectors in a worker thread, never on the packet path.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -21,10 +23,31 @@ from telephony.media.gateway import GatewayHooks, SIPMediaGateway
 log = logging.getLogger("telephony.bridge")
 
 
+def heartbeat_path() -> Path:
+    return Path(settings.VAR_DIR) / "sip_bridge.json"
+
+
+def bridge_process_status() -> dict | None:
+    """The status a separate run_sip_bridge process last published, if it is alive."""
+    try:
+        data = json.loads(heartbeat_path().read_text())
+    except (OSError, ValueError):
+        return None
+    if time.time() - data.get("at", 0) > 6:
+        return None
+    try:
+        os.kill(int(data["pid"]), 0)
+    except (OSError, KeyError, ValueError):
+        return None
+    return {**data, "where": "run_sip_bridge process"}
+
+
 class BridgeRunner:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 5060, rtp_ports: tuple[int, int] = (10000, 20000),
                  agent: str = "echo", max_calls: int = 100, ring_ms: int = 0, rtp_timeout_s: float | None = None,
-                 agent_options: dict | None = None) -> None:
+                 agent_options: dict | None = None, publish_heartbeat: bool = False) -> None:
+        self.publish_heartbeat = publish_heartbeat
+        self._beat: asyncio.Task | None = None
         if agent not in AGENTS:
             raise ValueError(f"unknown agent {agent!r} (known: {', '.join(sorted(AGENTS))})")
         self.agent = agent
@@ -50,11 +73,26 @@ class BridgeRunner:
 
             await asyncio.to_thread(warm_up)
             log.info("offline recogniser loaded (no DEEPGRAM_API_KEY)")
+        if self.publish_heartbeat:
+            self._beat = asyncio.create_task(self._heartbeat())
         log.info("agent: %s; SIP auth: %s", self.agent,
                  "open (no SIP accounts configured)" if not self._accounts else f"{len(self._accounts)} account(s)")
 
     async def stop(self) -> None:
+        if self._beat is not None:
+            self._beat.cancel()
         await self.gateway.aclose()
+        heartbeat_path().unlink(missing_ok=True)
+
+    async def _heartbeat(self) -> None:
+        """Let a web process in another process see this bridge (GET /api/v1/sip/status)."""
+        path = heartbeat_path()
+        while True:
+            data = {**self.status(), "pid": os.getpid(), "at": time.time()}
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data))
+            tmp.replace(path)
+            await asyncio.sleep(2.0)
 
     # --- hooks ----------------------------------------------------------------------------
     def _make_agent(self, call: LiveCall):

@@ -23,9 +23,10 @@ async def staff_client() -> AsyncClient:
     return c
 
 
-async def test_start_status_stop_in_process_bridge():
+async def test_start_status_stop_in_process_bridge(settings, tmp_path):
+    settings.VAR_DIR = tmp_path  # no heartbeat of some other bridge process on this machine
     c = await staff_client()
-    assert (await c.get("/api/v1/sip/status")).json() == {"status": "stopped", "calls": 0}
+    assert (await c.get("/api/v1/sip/status")).json()["status"] == "stopped"
     port = free_udp_port()
     r = await c.post(f"/api/v1/sip/start?port={port}&agent=echo")
     assert r.status_code == 200, r.content
@@ -85,3 +86,18 @@ def test_call_admin_has_a_recording_player(db, tmp_path, settings):
     r = c.get(f"/calls/{call.pk}/recording.wav")
     assert r.status_code == 200 and r["Content-Type"] == "audio/wav"
     assert Client().get(f"/calls/{call.pk}/recording.wav").status_code == 302  # staff only
+
+
+def test_status_reports_a_separate_bridge_process(db, settings, tmp_path):
+    import json
+    import os
+    import time
+
+    settings.VAR_DIR = tmp_path
+    c = Client()
+    (tmp_path / "sip_bridge.json").write_text(json.dumps({"status": "running", "calls": 3, "pid": os.getpid(),
+                                                          "at": time.time()}))
+    data = c.get("/api/v1/sip/status", REMOTE_ADDR="127.0.0.1").json()
+    assert data["status"] == "running" and data["calls"] == 3 and data["where"] == "run_sip_bridge process"
+    (tmp_path / "sip_bridge.json").write_text(json.dumps({"status": "running", "pid": os.getpid(), "at": 0}))
+    assert c.get("/api/v1/sip/status").json()["status"] == "stopped"  # stale heartbeat: not running

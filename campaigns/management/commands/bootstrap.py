@@ -54,7 +54,8 @@ class Command(BaseCommand):
             user.save(update_fields=["password"])
         if not quiet:
             self.stdout.write(self.style.SUCCESS(
-                f"Log in at http://127.0.0.1:8000/admin/ as {username!r} with password {password!r} "
+                f"Log in at http://127.0.0.1:{os.environ.get('TALKY_WEB_PORT', '8000')}/admin/ as {username!r} "
+                f"with password {password!r} "
                 f"(kept in {settings.VAR_DIR / 'admin_password'}; set TALKY_ADMIN_PASSWORD to choose one)"
             ))
 

@@ -46,7 +46,7 @@ class Command(BaseCommand):
             self.stdout.write(f"finalised {stale} call(s) left open by a previous bridge")
         runner = BridgeRunner(host=opts["host"], port=opts["port"], rtp_ports=parse_range(opts["rtp_ports"]),
                               agent=opts["agent"], max_calls=opts["max_calls"], ring_ms=opts["ring_ms"],
-                              rtp_timeout_s=opts["rtp_timeout"])
+                              rtp_timeout_s=opts["rtp_timeout"], publish_heartbeat=True)
         try:
             asyncio.run(self._serve(runner))
         except OSError as exc:
