@@ -29,6 +29,21 @@ TURNS_JSON = ("import json; from telephony.models import Turn, Call; print(json.
               "'mouth_to_ear_p50_ms','recording'))}, default=str))")
 
 
+DASHBOARD = """
+from django.contrib.auth import get_user_model
+from django.test import Client
+from telephony.models import Call
+c = Client(SERVER_NAME="127.0.0.1")
+c.force_login(get_user_model().objects.get(username="admin"))
+call = Call.objects.get()
+r = c.get("/calls/")
+print("list", r.status_code, str(call.pk) in r.content.decode())
+r = c.get(f"/calls/{call.pk}/")
+html = r.content.decode()
+print("detail", r.status_code, "waterfall", 'class="chart waterfall"' in html, html[html.find("Agent:"):][:200])
+"""
+
+
 def _speech_energy(x, rate=8000):
     """Seconds of clearly audible audio in a signal (20 ms windows above an RMS floor)."""
     win = rate // 50
@@ -87,6 +102,9 @@ def test_call_with_fake_cloud_providers(tmp_path):
     assert rms[: 50].max() > 300, "the greeting must be heard within 1 s of answering"
     assert secs > 3.0
     assert data["calls"][0]["turns_count"] >= 1 and data["calls"][0]["recording"]
+    # the dashboard renders this real call (same database, Django's test client in that environment)
+    page = manage_shell(env, DASHBOARD)
+    assert "list 200" in page and "detail 200" in page and "waterfall True" in page and "Sure, Tuesday" in page
 
 
 def test_call_with_no_keys_runs_offline(tmp_path):

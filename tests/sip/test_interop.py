@@ -146,3 +146,27 @@ def test_sipp_load_50_concurrent_calls(tmp_path, env):
     assert len(rows) == 50
     assert all(r["end_reason"] == "bye" and r["ended_at"] and r["packets_in"] >= 230 for r in rows)
     assert sum(r["packets_out"] for r in rows) >= 50 * 230
+
+
+def test_baresip_registers_with_digest_auth_and_calls(tmp_path, env):
+    """With a SIP account configured, baresip must authenticate REGISTER and INVITE (digest, HA1)."""
+    require("baresip", "sox", "unshare")
+    manage_shell(env, "from telephony.models import SipAccount; a = SipAccount(username='tester', realm='talky'); "
+                      "a.set_password('s3cret'); a.save()")
+    silent = tmp_path / "silence.wav"
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(silent),
+                    "trim", "0", "4"], check=True)
+    d = baresip_dir(tmp_path, silent, register="auth_pass=s3cret;regint=60")
+    run_in_netns(bridge_script(tmp_path, agent="echo") + "sleep 0.5\n"
+                 + baresip_cmd(d, "sip:100@127.0.0.1:5060", 6) + STOP_BRIDGE, env)
+    bridge_log = (tmp_path / "bridge.log").read_text()
+    log = (d / "baresip.log").read_text(errors="replace")
+    assert "REGISTER sip:tester@127.0.0.1" in bridge_log, bridge_log[-1500:]
+    assert "200 OK" in log or "registered" in log.lower(), log[-1500:]
+    assert "Call established" in log
+    assert calls(env)[0]["end_reason"] in ("bye", "shutdown")
+    # a wrong password is refused
+    d2 = baresip_dir(tmp_path / "bad", silent, register="auth_pass=wrong;regint=60")
+    run_in_netns(bridge_script(tmp_path, agent="echo", log="bridge2.log") + "sleep 0.5\n"
+                 + baresip_cmd(d2, "sip:100@127.0.0.1:5060", 4) + STOP_BRIDGE, env)
+    assert len(calls(env)) == 1  # no second call got through
