@@ -71,9 +71,11 @@ class VoicePipelineAgent:
         try:
             await tasks[2]  # ends with the hang-up
         finally:
-            for t in tasks + [self.reply_task, self.spec_task]:
-                if t is not None and not t.done():
-                    t.cancel()
+            pending = [t for t in tasks + [self.reply_task, self.spec_task] if t is not None and not t.done()]
+            for t in pending:
+                t.cancel()
+            if pending:  # let a cut-off reply record its turn before the call summary is computed
+                await asyncio.wait(pending, timeout=1.0)
             await self._cleanup()
 
     async def _prewarm_llm(self) -> None:
