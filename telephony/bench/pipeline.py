@@ -38,6 +38,7 @@ def _django(var_dir: str) -> None:
 
 def _start_fakes(work: Path, eot_ms: float, ttft_ms: float, ttfb_ms: float, eager_lead_ms: float | None):
     env_file, log = work / "fakes.env", work / "fakes.json"
+    env_file.unlink(missing_ok=True)  # a stale file would point at a previous (dead) fakes process
     cmd = [sys.executable, "-m", "tests.fakes.serve", "--env-file", str(env_file), "--log", str(log),
            "--eot-ms", str(eot_ms), "--ttft-ms", str(ttft_ms), "--ttfb-ms", str(ttfb_ms), "--tts-speedup", "4",
            "--max-seconds", "600", "--reply", "Sure, Tuesday at three works for you."]
@@ -95,7 +96,7 @@ def main() -> None:
     p.add_argument("--eager", action="store_true", help="also measure with eager end-of-turn")
     p.add_argument("--mode", choices=["plain", "eager"], default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.mode is None:  # each mode in a fresh process, so one cannot disturb the other
+    if args.mode is None:  # each mode in a fresh process, so one round's state cannot leak into the next
         import json
 
         from . import write
