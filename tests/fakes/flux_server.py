@@ -1,12 +1,21 @@
 """A local fake of Deepgram Flux (/v2/listen) speaking its documented wire protocol.
 
-Turns are driven by the AUDIO clock (bytes received -> seconds), like the real service:
-- scripted: ``utterances=[(start_s, end_s, "transcript"), ...]``
-- energy: speech detected from the audio itself (mu-law/A-law/linear16), with ``transcript`` per turn
-EndOfTurn comes ``eot_delay_ms`` of real time after the audio containing the speech end arrived.
-Error injection: ``handshake_status`` (e.g. 401), ``error_after_s`` (a Flux ``Error``),
-``close_after_s`` (abrupt close, once). Records query params, headers, bytes, control messages.
-Usable from pytest and from plain asyncio programs (benchmarks).
+Turns are driven by the AUDIO clock of each connection (bytes received -> seconds), like the real
+service, whose times restart at 0 on every connection. Three ways to script it:
+- ``utterances=[(start_s, end_s, "transcript"), ...]``: StartOfTurn at start, Update every
+  ``update_every_s`` of audio, optional EagerEndOfTurn (``eager_lead_ms``, needs the client to set
+  ``eager_eot_threshold``) and TurnResumed (``resume``), EndOfTurn (trigger "model") ``eot_delay_ms``
+  of real time after the audio holding the speech end arrived.
+- ``script=[(audio_s, {message}), ...]``: raw messages sent when the audio clock reaches audio_s.
+  ``{"event": "Update", ...}`` is completed into a TurnInfo; any other ``type`` is sent as given.
+- ``energy=True``: turns from the audio itself (mu-law/A-law/linear16 RMS), so a real softphone
+  playing a WAV produces turns; transcript per turn from ``transcript`` (str or list, last repeated).
+  EndOfTurn comes ``min_silence_s`` of audio silence plus ``eot_delay_ms`` after the speech.
+Error injection: ``handshake_status`` (e.g. 401) or ``api_key`` (401 on mismatch), ``error_after_s``
+(a Flux ``Error`` then close 1011), ``close_after_s`` (abrupt close of the first ``close_connections``
+connections), ``configure_fail``. ``connect_delay_ms`` delays ``Connected``.
+Everything the client sent is recorded per connection (``connections``). Works from pytest and from
+plain asyncio programs (benchmarks): ``async with FakeFluxServer(...) as srv: srv.url``.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 from websockets.asyncio.server import serve
 from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
 
 from telephony.codecs import g711
@@ -28,42 +38,220 @@ from telephony.codecs import g711
 
 @dataclass
 class FluxConnection:
+    """What one client connection sent and received."""
+
     query: dict
     headers: dict
     bytes_received: int = 0
-    frames: list[int] = field(default_factory=list)  # sizes of binary frames
-    controls: list[dict] = field(default_factory=list)
-    sent: list[dict] = field(default_factory=list)
-    closed_by_client: bool = False
+    frames: list[int] = field(default_factory=list)  # sizes of binary frames, in order
+    audio: bytearray | None = None  # every audio byte, when the server has record_audio=True
+    controls: list[dict] = field(default_factory=list)  # JSON messages from the client
+    sent: list[dict] = field(default_factory=list)  # JSON messages to the client
+    closed_by_client: bool = False  # CloseStream received
+    opened_at: float = 0.0
+
+    @property
+    def configures(self) -> list[dict]:
+        return [c for c in self.controls if c.get("type") == "Configure"]
+
+    def events(self, kind: str | None = None) -> list[dict]:
+        return [m for m in self.sent if m.get("type") == "TurnInfo" and (kind is None or m["event"] == kind)]
+
+
+class _Conn:
+    """Per-connection protocol state."""
+
+    def __init__(self, server: FakeFluxServer, ws, rec: FluxConnection, number: int) -> None:
+        self.srv, self.ws, self.rec, self.number = server, ws, rec, number
+        enc = rec.query.get("encoding", "linear16")
+        self.enc, self.rate = enc, int(rec.query.get("sample_rate", "16000"))
+        self.bps = self.rate * (2 if enc == "linear16" else 1)
+        self.eager_on = "eager_eot_threshold" in rec.query
+        self.seq = 0
+        self.index = 0  # turn_index of the current/next turn
+        self.active = False
+        self.start = self.last_speech = self.last_update = 0.0
+        self.last_speech_at = 0.0  # monotonic arrival of the last loud audio
+        self.text = ""
+        self.utt_i = 0
+        self.script_i = 0
+        self.later: set[asyncio.Task] = set()
+
+    @property
+    def t(self) -> float:
+        return self.rec.bytes_received / self.bps
+
+    async def send(self, msg: dict) -> None:
+        msg = {**msg, "sequence_id": self.seq}
+        self.seq += 1
+        self.rec.sent.append(msg)
+        await self.ws.send(json.dumps(msg))
+
+    def info(self, event: str, t0: float, t1: float, text: str, **extra) -> dict:
+        words = text.split()
+        span = max(t1 - t0, 0.01)
+        wl = [{"word": w, "confidence": 0.95, "start": round(t0 + span * i / len(words), 3),
+               "end": round(t0 + span * (i + 1) / len(words), 3)} for i, w in enumerate(words)]
+        return {"type": "TurnInfo", "request_id": "fake", "event": event, "turn_index": self.index,
+                "audio_window_start": round(t0, 3), "audio_window_end": round(t1, 3), "transcript": text,
+                "words": [] if event == "StartOfTurn" else wl,
+                "end_of_turn_confidence": 0.9 if "End" in event else 0.1, **extra}
+
+    def schedule(self, delay: float, msg: dict) -> None:
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            try:
+                await self.send(msg)
+            except ConnectionClosed:  # the client went away first
+                pass
+
+        task = asyncio.create_task(later())
+        self.later.add(task)
+        task.add_done_callback(self.later.discard)
+
+    def end_turn(self, start: float, end: float, text: str, delay: float) -> None:
+        """Schedule the end of the current turn ``delay`` s from now; the next turn gets a new index."""
+        srv = self.srv
+        if self.eager_on and srv.eager_lead is not None:
+            self.schedule(max(0.0, delay - srv.eager_lead), self.info("EagerEndOfTurn", start, end, text))
+            if srv.resume:
+                self.schedule(max(0.0, delay - srv.eager_lead / 2), self.info("TurnResumed", start, end, text))
+        self.schedule(delay, self.info("EndOfTurn", start, end, text, trigger="model"))
+        self.index += 1
+        self.active = False
+
+    async def on_control(self, msg: dict) -> bool:
+        """Handle a JSON message; True means the connection is done."""
+        kind = msg.get("type")
+        if kind == "CloseStream":
+            self.rec.closed_by_client = True
+            if self.later:
+                await asyncio.wait(list(self.later), timeout=5)
+            await self.ws.close()
+            return True
+        if kind == "Configure":
+            if self.srv.configure_fail:
+                await self.send({"type": "ConfigureFailure", "request_id": "fake", "code": "INVALID_THRESHOLD",
+                                 "description": "eager_eot_threshold must be <= eot_threshold"})
+            else:
+                await self.send({"type": "ConfigureSuccess", "request_id": "fake",
+                                 "thresholds": msg.get("thresholds", {}), "keyterms": msg.get("keyterms", [])})
+        elif kind == "ForceEndTurn" and self.active:
+            await self.send(self.info("EndOfTurn", self.start, self.t, self.text, trigger="manual"))
+            self.index += 1
+            self.active = False
+        return False
+
+    async def on_audio(self, data: bytes) -> bool:
+        """Advance the audio clock; True means the connection is done (injected failure)."""
+        srv, rec = self.srv, self.rec
+        prev_t = self.t
+        rec.bytes_received += len(data)
+        rec.frames.append(len(data))
+        if rec.audio is not None:
+            rec.audio += data
+        t = self.t
+        if srv.error_after_s is not None and t >= srv.error_after_s:
+            await self.send({"type": "Error", "code": "INTERNAL_SERVER_ERROR", "description": "injected failure"})
+            await self.ws.close(1011, "injected failure")
+            return True
+        if srv.close_after_s is not None and self.number < srv.close_connections and t >= srv.close_after_s:
+            await self.ws.close(1011, "injected close")
+            return True
+        while self.script_i < len(srv.script) and t >= srv.script[self.script_i][0]:
+            msg = dict(srv.script[self.script_i][1])
+            self.script_i += 1
+            if "type" not in msg:
+                msg = {**self.info(msg.get("event", "Update"), 0.0, t, msg.get("transcript", "")), **msg}
+            await self.send(msg)
+        if srv.energy:
+            await self.energy_step(data, prev_t, t)
+        elif self.utt_i < len(srv.utterances):
+            await self.utterance_step(t)
+        return False
+
+    async def utterance_step(self, t: float) -> None:
+        srv = self.srv
+        start, end, text = srv.utterances[self.utt_i]
+        words = text.split()
+        if not self.active and t >= start:
+            self.active, self.start, self.last_update, self.text = True, start, start, text
+            await self.send(self.info("StartOfTurn", start, t, ""))
+        if self.active and t < end and t - self.last_update >= srv.update_every:
+            self.last_update = t
+            n = max(1, int(len(words) * (t - start) / max(end - start, 0.01)))
+            await self.send(self.info("Update", start, t, " ".join(words[:n])))
+        if self.active and t >= end:
+            self.utt_i += 1
+            self.end_turn(start, end, text, srv.eot_delay)
+
+    async def energy_step(self, data: bytes, prev_t: float, t: float) -> None:
+        srv = self.srv
+        if self.enc == "mulaw":
+            pcm = g711.ulaw_decode(data)
+        elif self.enc == "alaw":
+            pcm = g711.alaw_decode(data)
+        else:
+            pcm = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2")
+        loud = bool(len(pcm)) and float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) > srv.energy_threshold
+        if loud:
+            if not self.active:
+                self.active, self.start, self.last_update = True, prev_t, t
+                self.text = srv.transcript_for(self.index)
+                await self.send(self.info("StartOfTurn", prev_t, t, ""))
+            self.last_speech, self.last_speech_at = t, time.monotonic()
+        if not self.active:
+            return
+        if loud and t - self.last_update >= srv.update_every:
+            self.last_update = t
+            await self.send(self.info("Update", self.start, t, self.text))
+        if not loud and t - self.last_speech >= srv.min_silence:
+            self.end_turn(self.start, self.last_speech, self.text, srv.eot_delay)
 
 
 class FakeFluxServer:
-    def __init__(self, *, utterances: list[tuple[float, float, str]] | None = None, energy: bool = False,
+    def __init__(self, *, utterances: list[tuple[float, float, str]] | None = None,
+                 script: list[tuple[float, dict]] | None = None, energy: bool = False,
                  transcript: str | list[str] = "hello there", eot_delay_ms: float = 250,
-                 eager_lead_ms: float | None = None,
-                 resume: bool = False, handshake_status: int | None = None, api_key: str | None = None,
+                 eager_lead_ms: float | None = None, resume: bool = False, update_every_s: float = 0.25,
+                 min_silence_s: float = 0.35, energy_threshold: float = 500.0,
+                 handshake_status: int | None = None, api_key: str | None = None,
                  error_after_s: float | None = None, close_after_s: float | None = None,
-                 update_every_s: float = 0.25, min_silence_s: float = 0.35, energy_threshold: float = 500.0) -> None:
-        self.utterances = utterances or []
+                 close_connections: int = 1, configure_fail: bool = False, connect_delay_ms: float = 0,
+                 record_audio: bool = False) -> None:
+        self.utterances = sorted(utterances or [])
+        self.script = sorted(script or [], key=lambda item: item[0])
         self.energy = energy
         self.transcripts = [transcript] if isinstance(transcript, str) else list(transcript)
         self.eot_delay = eot_delay_ms / 1000
         self.eager_lead = None if eager_lead_ms is None else eager_lead_ms / 1000
         self.resume = resume
+        self.update_every = update_every_s
+        self.min_silence = min_silence_s
+        self.energy_threshold = energy_threshold
         self.handshake_status = handshake_status
         self.api_key = api_key
         self.error_after_s = error_after_s
         self.close_after_s = close_after_s
-        self.update_every = update_every_s
-        self.min_silence = min_silence_s
-        self.energy_threshold = energy_threshold
+        self.close_connections = close_connections
+        self.configure_fail = configure_fail
+        self.connect_delay = connect_delay_ms / 1000
+        self.record_audio = record_audio
         self.connections: list[FluxConnection] = []
+        self.rejected: list[dict] = []  # handshakes answered with an HTTP error (headers)
         self._server = None
         self.port = 0
 
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/v2/listen"
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(c.bytes_received for c in self.connections)
+
+    def transcript_for(self, turn: int) -> str:
+        return self.transcripts[min(turn, len(self.transcripts) - 1)] if self.transcripts else ""
 
     async def start(self) -> FakeFluxServer:
         self._server = await serve(self._handler, "127.0.0.1", 0, process_request=self._check)
@@ -86,144 +274,32 @@ class FakeFluxServer:
         if status is None and self.api_key is not None:
             if request.headers.get("Authorization") != f"Token {self.api_key}":
                 status = 401
-        if status is not None:
-            body = b"Websocket initialized with invalid credentials." if status == 401 else b"error"
-            return Response(status, "Refused", Headers([("Content-Length", str(len(body)))]), body)
-        return None
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(c.bytes_received for c in self.connections)
+        if status is None:
+            return None
+        self.rejected.append(dict(request.headers.raw_items()))
+        body = b"Websocket initialized with invalid credentials." if status == 401 else b"error"
+        return Response(status, "Refused", Headers([("Content-Length", str(len(body)))]), body)
 
     async def _handler(self, ws) -> None:
         req = ws.request
         q = {k: v[0] for k, v in parse_qs(urlparse(req.path).query).items()}
-        conn = FluxConnection(q, dict(req.headers.raw_items()))
-        self.connections.append(conn)
-        enc, rate = q.get("encoding", "linear16"), int(q.get("sample_rate", "16000"))
-        bps = rate * (2 if enc == "linear16" else 1)
-        seq = 0
-        pending: list[tuple[float, dict]] = []  # (monotonic due, message)
-
-        async def send(msg: dict) -> None:
-            nonlocal seq
-            msg["sequence_id"] = seq
-            seq += 1
-            conn.sent.append(msg)
-            await ws.send(json.dumps(msg))
-
-        await send({"type": "Connected", "request_id": str(uuid.uuid4())})
-        turn = {"index": 0, "active": False, "start": 0.0, "last_speech": 0.0, "last_update": 0.0,
-                "script_i": 0, "eager_sent": False}
-        eager_on = "eager_eot_threshold" in q
-        first_conn = len(self.connections) == 1
-
-        def info(event: str, t0: float, t1: float, text: str, **extra) -> dict:
-            words = text.split()
-            span = max(t1 - t0, 0.01)
-            ws_ = [{"word": w, "confidence": 0.95, "start": round(t0 + span * i / len(words), 3),
-                    "end": round(t0 + span * (i + 1) / len(words), 3)} for i, w in enumerate(words)]
-            return {"type": "TurnInfo", "event": event, "turn_index": turn["index"], "audio_window_start": t0,
-                    "audio_window_end": t1, "transcript": text, "words": ws_ if event != "StartOfTurn" else [],
-                    "end_of_turn_confidence": 0.9 if "End" in event else 0.1, **extra}
-
-        def text_for(i: int) -> str:
-            return self.transcripts[min(i, len(self.transcripts) - 1)] if self.transcripts else ""
-
-        async def flush_due() -> None:
-            now = time.monotonic()
-            for item in [p for p in pending if p[0] <= now]:
-                pending.remove(item)
-                await send(item[1])
-                if item[1].get("event") == "EndOfTurn":
-                    turn["index"] += 1
-
-        async def ticker() -> None:
-            while True:
-                await asyncio.sleep(0.01)
-                await flush_due()
-
-        tick = asyncio.create_task(ticker())
+        rec = FluxConnection(q, dict(req.headers.raw_items()), audio=bytearray() if self.record_audio else None,
+                             opened_at=time.monotonic())
+        self.connections.append(rec)
+        conn = _Conn(self, ws, rec, len(self.connections) - 1)
+        if self.connect_delay:
+            await asyncio.sleep(self.connect_delay)
         try:
+            await conn.send({"type": "Connected", "request_id": str(uuid.uuid4())})
             async for data in ws:
                 if isinstance(data, str):
                     msg = json.loads(data)
-                    conn.controls.append(msg)
-                    if msg.get("type") == "CloseStream":
-                        conn.closed_by_client = True
-                        while pending:
-                            await asyncio.sleep(0.01)
-                        await ws.close()
-                        return
-                    if msg.get("type") == "Configure":
-                        await send({"type": "ConfigureSuccess", "request_id": "x",
-                                    "thresholds": msg.get("thresholds", {})})
-                    continue
-                prev_t = conn.bytes_received / bps
-                conn.bytes_received += len(data)
-                conn.frames.append(len(data))
-                t = conn.bytes_received / bps
-                if self.error_after_s is not None and t >= self.error_after_s:
-                    await send({"type": "Error", "code": "INTERNAL", "description": "injected failure"})
-                    await ws.close()
-                    return
-                if self.close_after_s is not None and first_conn and t >= self.close_after_s:
-                    await ws.close(1011, "injected close")
-                    return
-                if self.energy:
-                    await self._energy_step(data, enc, prev_t, t, turn, pending, send, info, text_for, eager_on)
+                    rec.controls.append(msg)
+                    done = await conn.on_control(msg)
                 else:
-                    await self._script_step(t, turn, pending, send, info, eager_on)
-                await flush_due()
+                    done = await conn.on_audio(data)
+                if done:
+                    return
         finally:
-            tick.cancel()
-
-    async def _script_step(self, t, turn, pending, send, info, eager_on) -> None:
-        if turn["script_i"] >= len(self.utterances):
-            return
-        start, end, text = self.utterances[turn["script_i"]]
-        if not turn["active"] and t >= start:
-            turn["active"] = True
-            turn["last_update"] = start
-            await send(info("StartOfTurn", start, t, ""))
-        if turn["active"] and t < end and t - turn["last_update"] >= self.update_every:
-            turn["last_update"] = t
-            n = max(1, int(len(text.split()) * (t - start) / max(end - start, 0.01)))
-            await send(info("Update", start, t, " ".join(text.split()[:n])))
-        if turn["active"] and t >= end:
-            turn["active"] = False
-            turn["script_i"] += 1
-            self._schedule_end(pending, info, start, end, text, eager_on)
-
-    def _schedule_end(self, pending, info, start, end, text, eager_on) -> None:
-        now = time.monotonic()
-        eot_at = now + self.eot_delay
-        if eager_on and self.eager_lead is not None:
-            pending.append((max(now, eot_at - self.eager_lead), info("EagerEndOfTurn", start, end, text)))
-            if self.resume:
-                pending.append((max(now, eot_at - self.eager_lead / 2), info("TurnResumed", start, end, text)))
-        pending.append((eot_at, info("EndOfTurn", start, end, text, trigger="model")))
-
-    async def _energy_step(self, data, enc, prev_t, t, turn, pending, send, info, text_for, eager_on) -> None:
-        if enc == "mulaw":
-            pcm = g711.ulaw_decode(data)
-        elif enc == "alaw":
-            pcm = g711.alaw_decode(data)
-        else:
-            pcm = np.frombuffer(data, dtype="<i2")
-        loud = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) > self.energy_threshold if len(pcm) else False
-        if loud:
-            if not turn["active"]:
-                turn["active"] = True
-                turn["start"] = prev_t
-                turn["last_update"] = t
-                await send(info("StartOfTurn", prev_t, t, ""))
-            turn["last_speech"] = t
-        if turn["active"]:
-            if loud and t - turn["last_update"] >= self.update_every:
-                turn["last_update"] = t
-                await send(info("Update", turn["start"], t, text_for(turn["index"])))
-            if not loud and t - turn["last_speech"] >= self.min_silence:
-                turn["active"] = False
-                self._schedule_end(pending, info, turn["start"], turn["last_speech"], text_for(turn["index"]),
-                                   eager_on)
+            for task in list(conn.later):
+                task.cancel()

@@ -1,36 +1,45 @@
-import asyncio
-import subprocess
-import sys
+"""FluxSTT through its real websocket code path against the fake Flux server."""
 
+import asyncio
+
+import numpy as np
 import pytest
 
-from aioptions.providers.base import MULAW_8K, PCM_16K, STTError
-from aioptions.providers.flux import FluxSTT
+from aioptions.providers.base import MULAW_8K, PCM_16K, AudioFormat, STTError
+from aioptions.providers.flux import FluxSession, FluxSTT
 from tests.fakes.flux_server import FakeFluxServer
 
+FRAME = 160  # 20 ms of mu-law at 8 kHz, as RTP delivers it
 
-async def feed(session, seconds: float, chunk: bytes = b"\xff" * 160, pace: float = 0.0) -> None:
-    for _ in range(int(seconds / 0.02)):
-        await session.send(chunk)
+
+def pattern(seconds: float, seed: int = 1) -> bytes:
+    """Distinct audio bytes, so the server's copy can be located in what was sent."""
+    return np.random.default_rng(seed).integers(0, 256, int(seconds * 8000), dtype=np.uint8).tobytes()
+
+
+async def feed(session, seconds: float = 0.0, *, audio: bytes | None = None, pace: float = 0.0) -> None:
+    audio = audio if audio is not None else b"\xff" * int(seconds * 8000)
+    for i in range(0, len(audio), FRAME):
+        await session.send(audio[i:i + FRAME])
         if pace:
             await asyncio.sleep(pace)
 
 
-async def collect(session, until: str = "EndOfTurn", timeout: float = 5.0) -> list:
+async def collect(session, until: str | None = "EndOfTurn", timeout: float = 5.0, count: int = 1) -> list:
     out = []
 
     async def run():
         async for ev in session.events():
             out.append(ev)
-            if ev.kind == until:
+            if until and [e.kind for e in out].count(until) >= count:
                 return
 
     await asyncio.wait_for(run(), timeout)
     return out
 
 
-async def test_url_headers_framing_events_and_close():
-    async with FakeFluxServer(utterances=[(0.2, 1.0, "book an appointment")], eager_lead_ms=100,
+async def test_url_headers_framing_events_configure_and_close():
+    async with FakeFluxServer(utterances=[(0.2, 1.0, "book an appointment")], eager_lead_ms=100, resume=True,
                               api_key="sekrit") as srv:
         s = await FluxSTT(api_key="sekrit", url=srv.url).open(MULAW_8K, eot_threshold=0.8, eager_eot_threshold=0.5,
                                                               eot_timeout_ms=3000)
@@ -38,30 +47,60 @@ async def test_url_headers_framing_events_and_close():
         events = await collect(s)
         await feeder
         await s.configure(eot_threshold=0.9)
+        await asyncio.sleep(0.1)
+        assert s.thresholds == {"eot_threshold": 0.9} and s.configure_error is None
         await s.close()
         conn = srv.connections[0]
         assert conn.query == {"model": "flux-general-en", "encoding": "mulaw", "sample_rate": "8000",
                               "eot_threshold": "0.8", "eager_eot_threshold": "0.5", "eot_timeout_ms": "3000"}
         assert conn.headers["Authorization"] == "Token sekrit"
         assert conn.headers["User-Agent"] == "TalkyAI-VoiceAgent/1.0"
-        assert set(conn.frames[:-1]) == {640}  # 80 ms of mu-law at 8 kHz
+        assert set(conn.frames) == {640}  # 80 ms of mu-law at 8 kHz (1.6 s = 20 whole frames)
         kinds = [e.kind for e in events]
-        assert kinds[0] == "StartOfTurn" and "Update" in kinds and kinds[-2:] == ["EagerEndOfTurn", "EndOfTurn"]
+        assert kinds[0] == "StartOfTurn" and kinds.count("Update") >= 2
+        assert kinds[-3:] == ["EagerEndOfTurn", "TurnResumed", "EndOfTurn"]
         eot = events[-1]
-        assert eot.transcript == "book an appointment" and eot.trigger == "model"
-        assert eot.speech_end == pytest.approx(1.0, abs=0.01)
-        assert {"type": "Configure", "thresholds": {"eot_threshold": 0.9}} in conn.controls
+        assert eot.transcript == "book an appointment" and eot.trigger == "model" and eot.turn_index == 0
+        assert eot.speech_end == pytest.approx(1.0, abs=0.01) and eot.audio_window_start == pytest.approx(0.2)
+        assert [w.word for w in eot.words] == ["book", "an", "appointment"] and eot.words[0].confidence == 0.95
+        assert all(e.received_at > 0 for e in events)
+        assert conn.configures == [{"type": "Configure", "thresholds": {"eot_threshold": 0.9}}]
         assert conn.controls[-1] == {"type": "CloseStream"} and conn.closed_by_client
-        assert conn.bytes_received == s.sent_bytes == 80 * 160
+        assert conn.bytes_received == s.sent_bytes == s.accepted_bytes == 80 * FRAME
+        assert s.audio_seconds == pytest.approx(1.6) and s.reconnects == 0 and s.request_id
 
 
-async def test_linear16_16k_frames_are_2560_bytes():
+@pytest.mark.parametrize("fmt,frame", [(PCM_16K, 2560), (AudioFormat("linear16", 8000), 1280)])
+async def test_linear16_frames_are_80_ms(fmt, frame):
     async with FakeFluxServer() as srv:
-        s = await FluxSTT(api_key="k", url=srv.url).open(PCM_16K)
-        await s.send(b"\x00" * 2560 * 3)
+        s = await FluxSTT(api_key="k", url=srv.url).open(fmt)
+        await s.send(b"\x00" * (frame * 3 + 100))
         await asyncio.sleep(0.2)
         await s.close()
-        assert srv.connections[0].frames[:3] == [2560, 2560, 2560]
+        assert srv.connections[0].frames == [frame, frame, frame, 100]  # the tail is flushed on close
+        assert srv.connections[0].query["encoding"] == "linear16"
+
+
+async def test_close_delivers_the_last_end_of_turn_then_ends_iteration():
+    async with FakeFluxServer(utterances=[(0.1, 0.5, "last words")], eot_delay_ms=150) as srv:
+        s = await FluxSTT(api_key="k", url=srv.url).open(MULAW_8K)
+        await feed(s, 0.56)
+        await asyncio.sleep(0.05)
+        await s.close()  # EndOfTurn is still pending at the server: Flux finishes before closing
+        events = [e async for e in s.events()]
+        assert events[-1].kind == "EndOfTurn" and events[-1].transcript == "last words"
+        await s.close()  # idempotent
+        assert srv.connections[0].closed_by_client
+
+
+async def test_configure_failure_is_recorded_not_fatal():
+    async with FakeFluxServer(configure_fail=True, utterances=[(0.1, 0.3, "still works")]) as srv:
+        s = await FluxSTT(api_key="k", url=srv.url).open(MULAW_8K)
+        await s.configure(eager_eot_threshold=0.95)
+        await feed(s, 0.5)
+        events = await collect(s)
+        assert "eager_eot_threshold" in s.configure_error and events[-1].transcript == "still works"
+        await s.close()
 
 
 async def test_bad_key_is_auth_error_without_retry():
@@ -69,62 +108,122 @@ async def test_bad_key_is_auth_error_without_retry():
         with pytest.raises(STTError) as err:
             await FluxSTT(api_key="wrong", url=srv.url).open(MULAW_8K)
         assert err.value.kind == "auth" and err.value.status == 401
-        assert len(srv.connections) == 0
+        assert len(srv.rejected) == 1 and not srv.connections
+        assert "wrong" not in str(err.value)
 
 
-async def test_flux_error_message_is_fatal():
+async def test_missing_key_and_nothing_listening():
+    with pytest.raises(STTError) as err:
+        FluxSTT(api_key="")
+    assert err.value.kind == "auth"
+    with pytest.raises(STTError) as err:
+        await FluxSTT(api_key="k", url="ws://127.0.0.1:9/v2/listen").open(MULAW_8K)
+    assert err.value.kind == "connection"
+
+
+async def test_flux_error_message_is_fatal_and_later_audio_is_dropped():
     async with FakeFluxServer(error_after_s=0.2) as srv:
         s = await FluxSTT(api_key="k", url=srv.url).open(MULAW_8K)
         await feed(s, 0.5)
-        with pytest.raises(STTError, match="injected failure"):
+        with pytest.raises(STTError, match="injected failure") as err:
             await collect(s, timeout=3)
+        assert err.value.kind == "server" and s.reconnects == 0 and len(srv.connections) == 1
+        await feed(s, 1.0)
+        assert len(s._pending) == 0  # a dead session does not grow a buffer for the rest of the call
         await s.close()
 
 
-async def test_reconnect_keeps_audio_and_clock():
-    async with FakeFluxServer(close_after_s=0.5, utterances=[(1.0, 1.6, "after the drop")]) as srv:
+async def test_reconnect_loses_no_audio_and_keeps_the_call_clock():
+    fed = pattern(2.4)
+    async with FakeFluxServer(close_after_s=0.5, utterances=[(1.0, 1.6, "after the drop")], record_audio=True) as srv:
         s = await FluxSTT(api_key="k", url=srv.url).open(MULAW_8K)
-        feeder = asyncio.create_task(feed(s, 2.4, pace=0.004))
+        feeder = asyncio.create_task(feed(s, audio=fed, pace=0.004))
         events = await collect(s, timeout=8)
         await feeder
         await s.close()
-        assert s.reconnects == 1 and len(srv.connections) == 2
-        assert srv.total_bytes == s.sent_bytes  # nothing buffered was lost
-        # the script ran on the second connection's clock; our events are on the call's clock
-        offset = srv.connections[0].bytes_received / 8000
-        assert events[-1].speech_end == pytest.approx(offset + 1.6, abs=0.05)
+    first, second = srv.connections
+    assert s.reconnects == 1 and len(s.connection_offsets) == 2
+    start = round(s.connection_offsets[1] * 8000)
+    assert bytes(first.audio) == fed[:len(first.audio)]
+    assert start <= len(first.audio)  # the second connection starts where the first had got to, or before
+    assert bytes(second.audio) == fed[start:]  # ... and carries everything after: nothing lost
+    assert s.accepted_bytes == s.sent_bytes == len(fed) and s.wire_bytes >= len(fed)
+    # the script ran on the second connection's own clock (0 at its first byte); ours is the call's
+    assert events[-1].speech_end == pytest.approx(s.connection_offsets[1] + 1.6, abs=0.01)
 
 
-async def test_send_never_blocks_on_a_slow_consumer():
-    async with FakeFluxServer(utterances=[(0.1, 0.3, "hi")]) as srv:
+async def test_replay_starts_after_the_last_finished_turn_and_turn_index_continues():
+    fed = pattern(2.0, seed=2)
+    async with FakeFluxServer(close_after_s=1.2, utterances=[(0.2, 0.5, "first turn")], eot_delay_ms=20,
+                              record_audio=True) as srv:
+        s = await FluxSTT(api_key="k", url=srv.url).open(MULAW_8K)
+        feeder = asyncio.create_task(feed(s, audio=fed, pace=0.01))
+        events = await collect(s, timeout=8, count=2)
+        await feeder
+        await s.close()
+    ends = [e for e in events if e.kind == "EndOfTurn"]
+    assert [e.turn_index for e in ends] == [0, 1]  # the second connection's turn 0 is the call's turn 1
+    assert s.connection_offsets[1] == pytest.approx(0.5)  # replay from the end of the finished turn
+    assert bytes(srv.connections[1].audio) == fed[4000:]
+    assert ends[1].speech_end == pytest.approx(0.5 + 0.5, abs=0.01)  # its own 0.5 s, on the call clock
+
+
+async def test_replay_is_bounded_by_replay_s():
+    fed = pattern(2.0, seed=3)
+    async with FakeFluxServer(close_after_s=1.6, record_audio=True) as srv:
+        s = await FluxSTT(api_key="k", url=srv.url, replay_s=0.5).open(MULAW_8K)
+        await feed(s, audio=fed, pace=0.003)
+        for _ in range(100):
+            if s.reconnects and srv.total_bytes >= len(fed) + 2000:
+                break
+            await asyncio.sleep(0.02)
+        await s.close()
+    first, second = srv.connections
+    start = round(s.connection_offsets[1] * 8000)
+    assert len(first.audio) - start <= 4000 + 640  # at most replay_s (+ one frame in flight) again
+    assert start <= len(first.audio) and bytes(second.audio) == fed[start:]
+
+
+async def test_reconnect_gives_up_after_bounded_attempts():
+    async with FakeFluxServer(close_after_s=0.1, close_connections=99) as srv:
+        s = await FluxSTT(api_key="k", url=srv.url, max_reconnects=2).open(MULAW_8K)
+        feeder = asyncio.create_task(feed(s, 1.0, pace=0.002))
+        with pytest.raises(STTError) as err:
+            await collect(s, until=None, timeout=5)
+        assert err.value.kind == "closed" and len(srv.connections) == 3
+        await feeder
+        await s.close()
+
+
+async def test_reconnect_refused_with_401_is_fatal_auth():
+    async with FakeFluxServer(close_after_s=0.2) as srv:
+        s = await FluxSTT(api_key="k", url=srv.url).open(MULAW_8K)
+        srv.handshake_status = 401  # the key was revoked while the call ran
+        await feed(s, 0.5)
+        with pytest.raises(STTError) as err:
+            await collect(s, until=None, timeout=5)
+        assert err.value.kind == "auth" and len(srv.rejected) == 1
+        await s.close()
+
+
+async def test_slow_consumer_blocks_neither_send_nor_the_receiver():
+    async with FakeFluxServer(utterances=[(0.1, 0.3, "hi"), (0.6, 0.9, "there")], eot_delay_ms=10) as srv:
         s = await FluxSTT(api_key="k", url=srv.url).open(MULAW_8K)
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         await feed(s, 2.0)  # nobody reads events meanwhile
         assert loop.time() - t0 < 0.2
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.4)
+        assert srv.connections[0].bytes_received == 16000  # the sender kept shipping
+        assert s._events.qsize() >= 4  # the receiver kept receiving (2 x StartOfTurn + EndOfTurn)
+        events = await collect(s, count=2)
+        assert [e.transcript for e in events if e.kind == "EndOfTurn"] == ["hi", "there"]
         await s.close()
 
 
-def _test_flux(env_extra: dict, *args: str) -> subprocess.CompletedProcess:
-    import os
-
-    env = {**os.environ, **env_extra}
-    return subprocess.run([sys.executable, "manage.py", "test_flux", *args], capture_output=True, text=True,
-                          timeout=60, env=env)
-
-
-@pytest.mark.slow
-async def test_test_flux_command_against_fake_and_failures():
-    async with FakeFluxServer(energy=True, transcript="book an appointment", api_key="good") as srv:
-        ok = await asyncio.to_thread(_test_flux, {"DEEPGRAM_API_KEY": "good", "DEEPGRAM_URL": srv.url}, "--fast")
-        bad = await asyncio.to_thread(_test_flux, {"DEEPGRAM_API_KEY": "nope", "DEEPGRAM_URL": srv.url})
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "StartOfTurn" in ok.stdout and "EndOfTurn: 'book an appointment'" in ok.stdout and "OK:" in ok.stdout
-    assert bad.returncode == 3 and bad.stderr.strip().startswith("FAIL: the key was refused")
-    nokey = _test_flux({"DEEPGRAM_API_KEY": ""})
-    assert nokey.returncode == 2 and "DEEPGRAM_API_KEY is not set" in nokey.stderr
-    down = _test_flux({"DEEPGRAM_API_KEY": "k", "DEEPGRAM_URL": "ws://127.0.0.1:9/v2/listen"})
-    assert down.returncode == 4 and "unreachable" in down.stderr
-    for r in (bad, nokey, down):
-        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+async def test_backlog_is_capped_while_disconnected_and_the_clock_still_counts():
+    stt = FluxSTT(api_key="k", max_backlog_s=1.0)
+    s = FluxSession(stt, MULAW_8K, {})  # never connected: everything stays pending
+    await feed(s, 3.0)
+    assert len(s._pending) == 8000 and s.dropped_bytes == 16000 and s._pending_pos == 16000
+    assert s.audio_seconds == pytest.approx(3.0)
