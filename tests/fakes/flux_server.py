@@ -76,6 +76,7 @@ class _Conn:
         self.utt_i = 0
         self.script_i = 0
         self.later: set[asyncio.Task] = set()
+        self.aborted = False  # an injected failure closed the connection
 
     @property
     def t(self) -> float:
@@ -142,8 +143,19 @@ class _Conn:
             self.active = False
         return False
 
+    def abort(self, reason: str) -> bool:
+        """Close with 1011 in the background while the handler keeps draining what the client still
+        sends; awaiting the close inline would stall once websockets pauses reading (max_queue)."""
+        self.aborted = True
+        task = asyncio.create_task(self.ws.close(1011, reason))
+        self.later.add(task)
+        task.add_done_callback(self.later.discard)
+        return False
+
     async def on_audio(self, data: bytes) -> bool:
-        """Advance the audio clock; True means the connection is done (injected failure)."""
+        """Advance the audio clock; True means the connection is done."""
+        if self.aborted:
+            return False
         srv, rec = self.srv, self.rec
         prev_t = self.t
         rec.bytes_received += len(data)
@@ -153,11 +165,9 @@ class _Conn:
         t = self.t
         if srv.error_after_s is not None and t >= srv.error_after_s:
             await self.send({"type": "Error", "code": "INTERNAL_SERVER_ERROR", "description": "injected failure"})
-            await self.ws.close(1011, "injected failure")
-            return True
+            return self.abort("injected failure")
         if srv.close_after_s is not None and self.number < srv.close_connections and t >= srv.close_after_s:
-            await self.ws.close(1011, "injected close")
-            return True
+            return self.abort("injected close")
         while self.script_i < len(srv.script) and t >= srv.script[self.script_i][0]:
             msg = dict(srv.script[self.script_i][1])
             self.script_i += 1
@@ -300,6 +310,8 @@ class FakeFluxServer:
                     done = await conn.on_audio(data)
                 if done:
                     return
+        except ConnectionClosed:
+            pass
         finally:
             for task in list(conn.later):
                 task.cancel()

@@ -71,6 +71,7 @@ class Command(BaseCommand):
         pace = parser.add_mutually_exclusive_group()
         pace.add_argument("--realtime", dest="fast", action="store_false", help="stream at real time (default)")
         pace.add_argument("--fast", dest="fast", action="store_true", help="send audio as fast as possible")
+        parser.set_defaults(fast=False)
         parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for EndOfTurn after the audio")
 
     def fail(self, code: int, line: str) -> None:
