@@ -7,8 +7,12 @@ pipeline can act on (fallback model, apology) without parsing messages.
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
+
+import httpx
 
 from .base import LLM, LLMError, LLMResult, LLMStream, LLMUsage
 
@@ -20,9 +24,9 @@ def _map_error(exc: Exception, provider: str) -> LLMError:
     code = (body.get("code") if isinstance(body, dict) else None) or (
         (body.get("error") or {}).get("code") if isinstance(body, dict) and isinstance(body.get("error"), dict)
         else None)
-    if name == "APITimeoutError":
-        kind = "timeout"
-    elif name == "APIConnectionError":
+    if name == "APITimeoutError" or isinstance(exc, httpx.TimeoutException):
+        kind = "timeout"  # the SDK wraps errors before the response; a stalled stream raises httpx's own
+    elif name == "APIConnectionError" or isinstance(exc, httpx.TransportError):
         kind = "connection"
     elif status == 429:
         kind = "rate_limit"
@@ -41,6 +45,11 @@ def _map_error(exc: Exception, provider: str) -> LLMError:
 
 
 class _Stream(LLMStream):
+    """One completion. The request starts on the first iteration (``async for``); ``cancel()`` may
+    come from any task at any time: before the request (it is never sent), while waiting for the
+    response headers (the request is abandoned), or mid-stream (the HTTP response is closed, so the
+    server sees the connection go and stops generating)."""
+
     def __init__(self, llm: OpenAICompatibleLLM, messages: list[dict], temperature: float, max_tokens: int) -> None:
         self.llm = llm
         self.messages = messages
@@ -48,15 +57,29 @@ class _Stream(LLMStream):
         self.max_tokens = max_tokens
         self.result = LLMResult(requested_at=time.monotonic())
         self._response = None
+        self._create: asyncio.Future | None = None
         self._cancelled = False
+        self._started = False
 
     async def __aiter__(self) -> AsyncIterator[str]:
+        if self._started:
+            raise RuntimeError("an LLM stream can be iterated only once")
+        self._started = True
+        if self._cancelled:
+            return
         llm = self.llm
         self.result.requested_at = time.monotonic()
         try:
-            self._response = await llm.client.chat.completions.create(
-                model=llm.model, messages=self.messages, stream=True, temperature=self.temperature,
-                **llm.extra_args(self.max_tokens))
+            self._create = asyncio.ensure_future(llm.client.chat.completions.create(
+                model=llm.model, messages=self.messages, stream=True, **llm.request_args(self.temperature,
+                                                                                        self.max_tokens)))
+            try:
+                self._response = await self._create
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if self._cancelled and not (task is not None and task.cancelling()):
+                    return  # cancel() abandoned the request; our own task was not cancelled
+                raise
             async for chunk in self._response:
                 if self._cancelled:
                     break
@@ -66,7 +89,7 @@ class _Stream(LLMStream):
                 choice = chunk.choices[0]
                 if choice.finish_reason:
                     self.result.finish_reason = choice.finish_reason
-                text = getattr(choice.delta, "content", None)
+                text = getattr(choice.delta, "content", None)  # reasoning deltas are never spoken
                 if text:
                     if self.result.first_token_at is None:
                         self.result.first_token_at = time.monotonic()
@@ -85,8 +108,12 @@ class _Stream(LLMStream):
     def _usage(self, chunk) -> None:
         usage = getattr(chunk, "usage", None)
         x_groq = getattr(chunk, "x_groq", None) or (getattr(chunk, "model_extra", None) or {}).get("x_groq")
-        if usage is None and x_groq is not None:  # Groq puts usage in x_groq on the last chunk
-            usage = x_groq.get("usage") if isinstance(x_groq, dict) else getattr(x_groq, "usage", None)
+        if x_groq is not None:  # Groq: usage on the last chunk; an error string when it stopped early
+            error = x_groq.get("error") if isinstance(x_groq, dict) else getattr(x_groq, "error", None)
+            if error:
+                raise LLMError(f"{self.llm.name}: {error}"[:300], kind="server", provider=self.llm.name)
+            if usage is None:
+                usage = x_groq.get("usage") if isinstance(x_groq, dict) else getattr(x_groq, "usage", None)
         if usage is None:
             return
         get = usage.get if isinstance(usage, dict) else (lambda k, d=0: getattr(usage, k, d))
@@ -102,7 +129,12 @@ class _Stream(LLMStream):
 
     async def cancel(self) -> None:
         self._cancelled = True
+        if self._create is not None and not self._create.done():
+            self._create.cancel()
         await self._close_response()
+
+
+_OPENAI_REASONING = re.compile(r"^(gpt-5|o\d)")
 
 
 class OpenAICompatibleLLM(LLM):
@@ -112,8 +144,9 @@ class OpenAICompatibleLLM(LLM):
     def __init__(self, *, model: str) -> None:
         self.model = model
 
-    def extra_args(self, max_tokens: int) -> dict:
-        return {"max_completion_tokens": max_tokens}
+    def request_args(self, temperature: float, max_tokens: int) -> dict:
+        """Per-model keyword arguments for ``chat.completions.create`` besides model/messages/stream."""
+        return {"temperature": temperature, "max_completion_tokens": max_tokens}
 
     def stream(self, messages: list[dict], *, temperature: float = 0.6, max_tokens: int = 300) -> LLMStream:
         return _Stream(self, messages, temperature, max_tokens)
@@ -147,10 +180,11 @@ class GroqLLM(OpenAICompatibleLLM):
         super().__init__(model=model)
         self.client = AsyncGroq(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout)
 
-    def extra_args(self, max_tokens: int) -> dict:
-        args: dict = {"max_completion_tokens": max_tokens}
+    def request_args(self, temperature: float, max_tokens: int) -> dict:
+        args = super().request_args(temperature, max_tokens)
         if self.model.startswith("openai/gpt-oss"):
-            args.update(reasoning_effort="low", include_reasoning=False)  # voice: low latency, no <think>
+            # voice: least reasoning latency, and no reasoning text in the stream at all
+            args.update(reasoning_effort="low", include_reasoning=False)
         return args
 
 
@@ -166,5 +200,11 @@ class OpenAILLM(OpenAICompatibleLLM):
         super().__init__(model=model)
         self.client = AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout)
 
-    def extra_args(self, max_tokens: int) -> dict:
-        return {"max_completion_tokens": max_tokens, "stream_options": {"include_usage": True}}
+    def request_args(self, temperature: float, max_tokens: int) -> dict:
+        args = {**super().request_args(temperature, max_tokens), "stream_options": {"include_usage": True}}
+        if _OPENAI_REASONING.match(self.model):
+            # reasoning models reject any temperature but the default, and think before the first
+            # token: ask for the least thinking a voice turn can afford
+            del args["temperature"]
+            args["reasoning_effort"] = "minimal" if self.model.startswith("gpt-5") else "low"
+        return args

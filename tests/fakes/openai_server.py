@@ -1,9 +1,27 @@
-"""A local fake of the OpenAI-compatible chat API (Groq's /openai/v1 and OpenAI's /v1), SSE streaming.
+"""A local fake of the OpenAI-compatible chat API: Groq's /openai/v1 and OpenAI's /v1, SSE streaming.
 
-Plain asyncio HTTP/1.1 (responses end by closing the connection), so it runs in pytest and in
-benchmarks alike. Fixed ``ttft_ms`` and ``token_ms``; ``reply`` is a string, a list (one per request,
-last repeated) or a callable(messages) -> str. Error injection via ``fail``: None, 429, 500, 404,
-"stream_error" or "hang". Every request is recorded (path, headers, JSON body).
+Plain asyncio HTTP/1.1 with keep-alive (JSON bodies with Content-Length, SSE with chunked transfer
+encoding), so a pooled SDK connection is reused as with the real services, and it runs in pytest and
+in benchmarks alike (``async with FakeOpenAIServer(...) as srv``; ``tests.fakes.threaded.in_thread``
+for synchronous callers).
+
+Routes: POST {/openai/v1,/v1}/chat/completions (stream or not), GET {/openai/v1,/v1}/models.
+Scripting:
+- ``reply``: a string, a list (one per chat request, the last repeated), a callable(messages) -> str,
+  or ``ECHO`` (repeat the last user message).
+- ``ttft_ms``: delay between the role chunk and the first content token; ``token_ms``: between tokens.
+  Tokens are the reply's words (each with its trailing space).
+- ``fail``: None, 429 (JSON body + ``retry-after``), 500, 404 (``model_not_found``), "decommissioned"
+  (400 ``model_decommissioned``), "stream_error" (an ``error`` object inside the stream after the
+  first token), "hang" (headers, then nothing) — or a list of these, one per chat request (last repeated).
+- ``reasoning``: text sent first as ``delta.reasoning`` chunks (as Groq does unless the request
+  says ``include_reasoning: false``).
+- ``api_key``: answer 401 to any other bearer token. ``models``: what GET /models lists; chat with
+  a model not listed gets a 404 ``model_not_found``.
+Usage as each provider sends it: Groq ``x_groq.usage`` on the final chunk; OpenAI a ``choices: []``
+chunk with ``usage`` when ``stream_options.include_usage`` is set.
+Records: ``requests`` (method, path, headers, json, at), ``cancelled`` (streams the client cut off),
+``connections`` (TCP connections accepted).
 """
 
 from __future__ import annotations
@@ -14,13 +32,17 @@ import time
 from collections.abc import Callable
 
 MODELS = ["openai/gpt-oss-20b", "openai/gpt-oss-120b", "qwen/qwen3-32b", "gpt-4o-mini", "gpt-4.1-mini", "gpt-5-mini"]
+ECHO = "__echo__"
+Reply = str | list[str] | Callable[[list[dict]], str]
+Fail = int | str | None
 
 
 class FakeOpenAIServer:
-    def __init__(self, *, reply: str | list[str] | Callable[[list[dict]], str] = "Sure, Tuesday at three works.",
-                 ttft_ms: float = 300, token_ms: float = 10, fail: int | str | None = None,
-                 models: list[str] | None = None, api_key: str | None = None) -> None:
+    def __init__(self, *, reply: Reply = "Sure, Tuesday at three works.", ttft_ms: float = 300,
+                 token_ms: float = 10, fail: Fail | list[Fail] = None, models: list[str] | None = None,
+                 api_key: str | None = None, reasoning: str | None = None) -> None:
         self.reply = reply
+        self.reasoning = reasoning
         self.ttft = ttft_ms / 1000
         self.token_s = token_ms / 1000
         self.fail = fail
@@ -28,11 +50,14 @@ class FakeOpenAIServer:
         self.api_key = api_key
         self.requests: list[dict] = []
         self.cancelled = 0
+        self.connections = 0
         self._server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task] = set()
         self.port = 0
 
     @property
     def groq_base_url(self) -> str:
+        """For ``AsyncGroq(base_url=...)``: the host only, the SDK adds /openai/v1."""
         return f"http://127.0.0.1:{self.port}"
 
     @property
@@ -40,13 +65,16 @@ class FakeOpenAIServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     async def start(self) -> FakeOpenAIServer:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
     async def stop(self) -> None:
         if self._server:
             self._server.close()
+            for task in list(self._tasks):  # hanging streams and idle keep-alive connections
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._server.wait_closed()
 
     async def __aenter__(self) -> FakeOpenAIServer:
@@ -58,41 +86,63 @@ class FakeOpenAIServer:
     def chat_requests(self) -> list[dict]:
         return [r for r in self.requests if r["path"].endswith("/chat/completions")]
 
-    def _reply_for(self, messages: list[dict]) -> str:
+    def _pick(self, value, n: int):
+        return value[min(n, len(value) - 1)] if isinstance(value, list) and value else value
+
+    def _reply_for(self, messages: list[dict], n: int) -> str:
+        if self.reply == ECHO:
+            users = [m for m in messages if m.get("role") == "user"]
+            return str(users[-1].get("content", "")) if users else ""
         if callable(self.reply):
             return self.reply(messages)
-        if isinstance(self.reply, list):
-            i = min(len(self.chat_requests()) - 1, len(self.reply) - 1)
-            return self.reply[i]
-        return self.reply
+        return self._pick(self.reply, n)
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        self.connections += 1
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode().split("\r\n")
-            method, path, _ = lines[0].split(" ", 2)
-            headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
-            body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
-            data = json.loads(body) if body else {}
-            self.requests.append({"method": method, "path": path, "headers": headers, "json": data,
-                                  "at": time.monotonic()})
-            if self.api_key and headers.get("authorization") != f"Bearer {self.api_key}":
-                await self._json(writer, 401, {"error": {"message": "Invalid API Key", "code": "invalid_api_key"}})
-            elif method == "GET" and path.endswith("/models"):
-                await self._json(writer, 200, {"object": "list", "data": [
-                    {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]})
-            elif method == "POST" and path.endswith("/chat/completions"):
-                await self._chat(writer, path, data)
-            else:
-                await self._json(writer, 404, {"error": {"message": f"no route {path}"}})
-        except (asyncio.IncompleteReadError, ConnectionError):
+            while await self._one_request(reader, writer):
+                pass
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
+            pass
+        except asyncio.CancelledError:  # stop() ends hanging streams; asyncio would log a cancelled handler
             pass
         finally:
+            self._tasks.discard(task)
+            writer.close()
             try:
-                writer.close()
                 await writer.wait_closed()
-            except Exception:  # noqa: BLE001
+            except (ConnectionError, asyncio.CancelledError):
                 pass
+
+    async def _one_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Serve one request; False when the connection should close."""
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            return False  # the client closed an idle connection
+        lines = head.decode("latin-1").split("\r\n")
+        method, path, _ = lines[0].split(" ", 2)
+        headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+        body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
+        data = json.loads(body) if body else {}
+        self.requests.append({"method": method, "path": path, "headers": headers, "json": data,
+                              "at": time.monotonic()})
+        path = path.split("?", 1)[0]
+        if self.api_key and headers.get("authorization") != f"Bearer {self.api_key}":
+            await self._json(writer, 401, {"error": {"message": "Invalid API Key", "type": "invalid_request_error",
+                                                     "code": "invalid_api_key"}})
+        elif method == "GET" and path in ("/openai/v1/models", "/v1/models"):
+            await self._json(writer, 200, {"object": "list", "data": [
+                {"id": m, "object": "model", "created": 0, "owned_by": "fake", "active": True,
+                 "context_window": 131072} for m in self.models]})
+        elif method == "POST" and path in ("/openai/v1/chat/completions", "/v1/chat/completions"):
+            return await self._chat(writer, path, data)
+        else:
+            await self._json(writer, 404, {"error": {"message": f"Unknown request URL: {method} {path}",
+                                                     "type": "invalid_request_error", "code": "unknown_url"}})
+        return headers.get("connection", "").lower() != "close"
 
     async def _json(self, writer, status: int, obj: dict, extra: dict | None = None) -> None:
         body = json.dumps(obj).encode()
@@ -101,60 +151,96 @@ class FakeOpenAIServer:
                      + b"\r\n" + body)
         await writer.drain()
 
-    async def _chat(self, writer, path: str, data: dict) -> None:
-        fail = self.fail
+    async def _chat(self, writer, path: str, data: dict) -> bool:
+        n = len(self.chat_requests()) - 1
+        fail = self._pick(self.fail, n)
+        model = data.get("model")
         if fail == 429:
-            await self._json(writer, 429, {"error": {"message": "Rate limit reached", "type": "tokens",
+            await self._json(writer, 429, {"error": {"message": f"Rate limit reached for model `{model}`. Please "
+                                                     "try again in 1s.", "type": "tokens",
                                                      "code": "rate_limit_exceeded"}}, {"retry-after": "1"})
-            return
+            return True
         if fail == 500:
-            await self._json(writer, 500, {"error": {"message": "upstream exploded"}})
-            return
-        if fail == 404 or data.get("model") not in self.models:
-            await self._json(writer, 404, {"error": {"message": f"The model `{data.get('model')}` does not exist",
-                                                     "type": "invalid_request_error", "code": "model_not_found"}})
-            return
-        groq = path.startswith("/openai/")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                     b"Connection: close\r\n\r\n")
-        await writer.drain()
-        cid = f"chatcmpl-{len(self.requests)}"
+            await self._json(writer, 500, {"error": {"message": "Internal Server Error",
+                                                     "type": "internal_server_error"}})
+            return True
+        if fail == "decommissioned":
+            await self._json(writer, 400, {"error": {"message": f"The model `{model}` has been decommissioned",
+                                                     "type": "invalid_request_error", "code": "model_decommissioned"}})
+            return True
+        if fail == 404 or model not in self.models:
+            await self._json(writer, 404, {"error": {"message": f"The model `{model}` does not exist or you do not "
+                                                     "have access to it.", "type": "invalid_request_error",
+                                                     "code": "model_not_found"}})
+            return True
+        text = self._reply_for(data.get("messages", []), n)
+        if not data.get("stream"):
+            choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+            await self._json(writer, 200, {"id": f"chatcmpl-{n}", "object": "chat.completion", "model": model,
+                                           "created": int(time.time()), "usage": self._usage(data, text),
+                                           "choices": [choice]})
+            return True
+        return await self._sse(writer, path, data, text, fail, n)
 
-        def chunk(delta: dict, finish: str | None = None, **extra) -> bytes:
-            obj = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": data["model"],
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
-            return f"data: {json.dumps(obj)}\n\n".encode()
+    @staticmethod
+    def _usage(data: dict, text: str) -> dict:
+        prompt = sum(len(str(m.get("content", "")).split()) for m in data.get("messages", []))
+        completion = len(text.split())
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+    async def _sse(self, writer, path: str, data: dict, text: str, fail: Fail, n: int) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        await writer.drain()
+        cid, model = f"chatcmpl-{n}", data["model"]
+        groq = path.startswith("/openai/")
+
+        def raw(payload: bytes) -> None:  # one HTTP chunk (an empty payload ends the body)
+            writer.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
+
+        def event(obj: dict) -> None:
+            raw(f"data: {json.dumps(obj)}\n\n".encode())
+
+        def chunk(delta: dict, finish: str | None = None, **extra) -> dict:
+            return {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], **extra}
 
         try:
             if fail == "hang":
                 await asyncio.sleep(3600)
-            writer.write(chunk({"role": "assistant", "content": ""}))
+            event(chunk({"role": "assistant", "content": ""}, **({"x_groq": {"id": "req_fake"}} if groq else {})))
             await writer.drain()
+            if self.reasoning and data.get("include_reasoning") is not False:
+                for word in self.reasoning.split():  # Groq's default: reasoning in its own delta field
+                    event(chunk({"reasoning": word + " "}))
             await asyncio.sleep(self.ttft)
-            if fail == "stream_error":
-                writer.write(b'data: {"error": {"message": "model overloaded mid-stream"}}\n\n')
-                await writer.drain()
-                return
-            text = self._reply_for(data.get("messages", []))
             tokens = [w + " " for w in text.split(" ")]
             tokens[-1] = tokens[-1].rstrip(" ")
             for i, tok in enumerate(tokens):
                 if i:
                     await asyncio.sleep(self.token_s)
-                writer.write(chunk({"content": tok}))
+                event(chunk({"content": tok}))
                 await writer.drain()
-            usage = {"prompt_tokens": sum(len(str(m.get("content", "")).split()) for m in data.get("messages", [])),
-                     "completion_tokens": len(tokens), "total_tokens": 0}
-            if groq:
-                writer.write(chunk({}, "stop", x_groq={"id": "req_fake", "usage": usage}))
-            else:
-                writer.write(chunk({}, "stop"))
-                if (data.get("stream_options") or {}).get("include_usage"):
-                    obj = {"id": cid, "object": "chat.completion.chunk", "created": 0, "model": data["model"],
-                           "choices": [], "usage": usage}
-                    writer.write(f"data: {json.dumps(obj)}\n\n".encode())
-            writer.write(b"data: [DONE]\n\n")
+                if fail == "stream_error":
+                    event({"error": {"message": "The model is overloaded mid-stream", "type": "internal_server_error"}})
+                    raw(b"")
+                    await writer.drain()
+                    return True
+            usage = self._usage(data, text)
+            include = (data.get("stream_options") or {}).get("include_usage")
+            event(chunk({}, "stop", **({"x_groq": {"id": "req_fake", "usage": usage}} if groq else {})))
+            if include:
+                event({"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+                       "choices": [], "usage": usage})
+            raw(b"data: [DONE]\n\n")
+            raw(b"")
             await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
+            return True
+        except ConnectionError:
+            self.cancelled += 1
+            return False
+        except asyncio.CancelledError:
+            if self._server is not None and not self._server.is_serving():
+                raise  # stop(): not a client cancel
             self.cancelled += 1
             raise
