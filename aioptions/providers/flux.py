@@ -97,17 +97,30 @@ class FluxSession(STTSession):
 
     async def _connect(self, replay_from: int) -> None:
         try:
-            self._ws = await connect(self._url(), additional_headers={"Authorization": f"Token {self.stt.api_key}"},
-                                     user_agent_header=USER_AGENT, open_timeout=self.stt.connect_timeout)
+            self._ws = await connect(
+                self._url(),
+                additional_headers={"Authorization": f"Token {self.stt.api_key}"},
+                user_agent_header=USER_AGENT,
+                open_timeout=self.stt.connect_timeout,
+            )
         except InvalidStatus as exc:
             status = exc.response.status_code
-            raise STTError(f"Deepgram refused the connection: HTTP {status}", kind=_kind_for_status(status),
-                           status=status, provider="deepgram") from None
+            raise STTError(
+                f"Deepgram refused the connection: HTTP {status}",
+                kind=_kind_for_status(status),
+                status=status,
+                provider="deepgram",
+            ) from None
         except InvalidURI:
-            raise STTError(f"invalid Deepgram URL {self.stt.url!r}", kind="bad_request", provider="deepgram") from None
+            raise STTError(
+                f"invalid Deepgram URL {self.stt.url!r}", kind="bad_request", provider="deepgram"
+            ) from None
         except (TimeoutError, OSError, InvalidHandshake) as exc:
-            raise STTError(f"cannot reach Deepgram at {self.stt.url}: {type(exc).__name__}: {exc}",
-                           kind="connection", provider="deepgram") from None
+            raise STTError(
+                f"cannot reach Deepgram at {self.stt.url}: {type(exc).__name__}: {exc}",
+                kind="connection",
+                provider="deepgram",
+            ) from None
         self._conn_base_s = replay_from / self.bps
         self._turn_base = self._turns_done
         self.connection_offsets.append(self._conn_base_s)
@@ -142,8 +155,11 @@ class FluxSession(STTSession):
             while True:
                 attempts += 1
                 if attempts > self.stt.max_reconnects:
-                    await self._fail(STTError("Flux connection lost and reconnecting failed", kind="closed",
-                                              provider="deepgram"))
+                    await self._fail(
+                        STTError(
+                            "Flux connection lost and reconnecting failed", kind="closed", provider="deepgram"
+                        )
+                    )
                     return
                 with contextlib.suppress(TimeoutError):  # backoff, cut short by close()
                     await asyncio.wait_for(self._stop.wait(), min(0.1 * 2 ** (attempts - 1), 2.0))
@@ -160,7 +176,7 @@ class FluxSession(STTSession):
                     continue
                 self.reconnects += 1
                 hist_start = self._pending_pos - len(self._history)
-                replay = bytes(self._history[start - hist_start:])
+                replay = bytes(self._history[start - hist_start :])
                 break
 
     async def _fail(self, exc: STTError) -> None:
@@ -171,8 +187,8 @@ class FluxSession(STTSession):
     async def _sender(self, ws: ClientConnection, replay: bytes) -> None:
         n = self.chunk_bytes
         for i in range(0, len(replay), n):
-            await ws.send(replay[i:i + n])
-            self.wire_bytes += len(replay[i:i + n])
+            await ws.send(replay[i : i + n])
+            self.wire_bytes += len(replay[i : i + n])
         while True:
             if len(self._pending) < n and not self._closing:
                 self._wake.clear()
@@ -183,11 +199,11 @@ class FluxSession(STTSession):
                 return
             chunk = bytes(self._pending[:n])
             await ws.send(chunk)
-            del self._pending[:len(chunk)]  # dropped only once handed to the socket
+            del self._pending[: len(chunk)]  # dropped only once handed to the socket
             self._pending_pos += len(chunk)
             self._history += chunk
             if len(self._history) > self._max_history:
-                del self._history[:len(self._history) - self._max_history]
+                del self._history[: len(self._history) - self._max_history]
             self.sent_bytes += len(chunk)
             self.wire_bytes += len(chunk)
 
@@ -219,8 +235,9 @@ class FluxSession(STTSession):
         elif kind == "Connected":
             self.request_id = msg.get("request_id")
         elif kind == "Error":
-            raise STTError(f"Flux error {msg.get('code')}: {msg.get('description')}", kind="server",
-                           provider="deepgram")
+            raise STTError(
+                f"Flux error {msg.get('code')}: {msg.get('description')}", kind="server", provider="deepgram"
+            )
         elif kind == "ConfigureSuccess":
             self.thresholds = dict(msg.get("thresholds") or {})
             self.configure_error = None
@@ -236,14 +253,21 @@ class FluxSession(STTSession):
         def shift(v) -> float | None:
             return None if v is None else float(v) + off
 
-        words = tuple(Word(str(w.get("word", "")), shift(w.get("start")), shift(w.get("end")), w.get("confidence"))
-                      for w in msg.get("words") or [])
-        return TurnEvent(kind=msg.get("event", "Update"), turn_index=int(msg.get("turn_index") or 0) + self._turn_base,
-                         transcript=msg.get("transcript") or "", words=words,
-                         audio_window_start=float(msg.get("audio_window_start") or 0) + off,
-                         audio_window_end=float(msg.get("audio_window_end") or 0) + off,
-                         end_of_turn_confidence=float(msg.get("end_of_turn_confidence") or 0),
-                         trigger=msg.get("trigger"), received_at=time.monotonic())
+        words = tuple(
+            Word(str(w.get("word", "")), shift(w.get("start")), shift(w.get("end")), w.get("confidence"))
+            for w in msg.get("words") or []
+        )
+        return TurnEvent(
+            kind=msg.get("event", "Update"),
+            turn_index=int(msg.get("turn_index") or 0) + self._turn_base,
+            transcript=msg.get("transcript") or "",
+            words=words,
+            audio_window_start=float(msg.get("audio_window_start") or 0) + off,
+            audio_window_end=float(msg.get("audio_window_end") or 0) + off,
+            end_of_turn_confidence=float(msg.get("end_of_turn_confidence") or 0),
+            trigger=msg.get("trigger"),
+            received_at=time.monotonic(),
+        )
 
     # --- STTSession --------------------------------------------------------------------------
     async def send(self, audio: bytes) -> None:
@@ -265,12 +289,23 @@ class FluxSession(STTSession):
     def events(self) -> AsyncIterator[TurnEvent]:
         return queued_events(self._events)
 
-    async def configure(self, *, eot_threshold: float | None = None, eager_eot_threshold: float | None = None,
-                        eot_timeout_ms: int | None = None) -> None:
+    async def configure(
+        self,
+        *,
+        eot_threshold: float | None = None,
+        eager_eot_threshold: float | None = None,
+        eot_timeout_ms: int | None = None,
+    ) -> None:
         """Send ``Configure``; the values also go into the URL of any later reconnect."""
-        thresholds = {k: v for k, v in (("eot_threshold", eot_threshold),
-                                        ("eager_eot_threshold", eager_eot_threshold),
-                                        ("eot_timeout_ms", eot_timeout_ms)) if v is not None}
+        thresholds = {
+            k: v
+            for k, v in (
+                ("eot_threshold", eot_threshold),
+                ("eager_eot_threshold", eager_eot_threshold),
+                ("eot_timeout_ms", eot_timeout_ms),
+            )
+            if v is not None
+        }
         if not thresholds:
             return
         self.params.update(thresholds)
@@ -304,9 +339,17 @@ class FluxSTT(STT):
 
     name = "deepgram"
 
-    def __init__(self, *, api_key: str, url: str = "wss://api.deepgram.com/v2/listen",
-                 model: str = "flux-general-en", max_reconnects: int = 5, connect_timeout: float = 10.0,
-                 replay_s: float = 2.0, max_backlog_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        url: str = "wss://api.deepgram.com/v2/listen",
+        model: str = "flux-general-en",
+        max_reconnects: int = 5,
+        connect_timeout: float = 10.0,
+        replay_s: float = 2.0,
+        max_backlog_s: float = 30.0,
+    ) -> None:
         if not api_key:
             raise STTError("DEEPGRAM_API_KEY is not set", kind="auth", provider="deepgram")
         self.api_key = api_key
@@ -320,11 +363,20 @@ class FluxSTT(STT):
     def __repr__(self) -> str:  # never the key
         return f"FluxSTT(url={self.url!r}, model={self.model!r})"
 
-    async def open(self, fmt: AudioFormat, *, eot_threshold: float = 0.7, eager_eot_threshold: float | None = None,
-                   eot_timeout_ms: int = 5000) -> FluxSession:
+    async def open(
+        self,
+        fmt: AudioFormat,
+        *,
+        eot_threshold: float = 0.7,
+        eager_eot_threshold: float | None = None,
+        eot_timeout_ms: int = 5000,
+    ) -> FluxSession:
         """Connect (raises STTError at once on 401/unreachable) and return a running session."""
-        params = {"eot_threshold": eot_threshold, "eager_eot_threshold": eager_eot_threshold,
-                  "eot_timeout_ms": eot_timeout_ms}
+        params = {
+            "eot_threshold": eot_threshold,
+            "eager_eot_threshold": eager_eot_threshold,
+            "eot_timeout_ms": eot_timeout_ms,
+        }
         session = FluxSession(self, fmt, params)
         await session.start()
         return session

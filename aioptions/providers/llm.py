@@ -22,8 +22,10 @@ def _map_error(exc: Exception, provider: str) -> LLMError:
     status = getattr(exc, "status_code", None)
     body = getattr(exc, "body", None)
     code = (body.get("code") if isinstance(body, dict) else None) or (
-        (body.get("error") or {}).get("code") if isinstance(body, dict) and isinstance(body.get("error"), dict)
-        else None)
+        (body.get("error") or {}).get("code")
+        if isinstance(body, dict) and isinstance(body.get("error"), dict)
+        else None
+    )
     if name == "APITimeoutError" or isinstance(exc, httpx.TimeoutException):
         kind = "timeout"  # the SDK wraps errors before the response; a stalled stream raises httpx's own
     elif name == "APIConnectionError" or isinstance(exc, httpx.TransportError):
@@ -50,7 +52,9 @@ class _Stream(LLMStream):
     response headers (the request is abandoned), or mid-stream (the HTTP response is closed, so the
     server sees the connection go and stops generating)."""
 
-    def __init__(self, llm: OpenAICompatibleLLM, messages: list[dict], temperature: float, max_tokens: int) -> None:
+    def __init__(
+        self, llm: OpenAICompatibleLLM, messages: list[dict], temperature: float, max_tokens: int
+    ) -> None:
         self.llm = llm
         self.messages = messages
         self.temperature = temperature
@@ -70,9 +74,14 @@ class _Stream(LLMStream):
         llm = self.llm
         self.result.requested_at = time.monotonic()
         try:
-            self._create = asyncio.ensure_future(llm.client.chat.completions.create(
-                model=llm.model, messages=self.messages, stream=True, **llm.request_args(self.temperature,
-                                                                                        self.max_tokens)))
+            self._create = asyncio.ensure_future(
+                llm.client.chat.completions.create(
+                    model=llm.model,
+                    messages=self.messages,
+                    stream=True,
+                    **llm.request_args(self.temperature, self.max_tokens),
+                )
+            )
             try:
                 self._response = await self._create
             except asyncio.CancelledError:
@@ -171,8 +180,15 @@ class OpenAICompatibleLLM(LLM):
 class GroqLLM(OpenAICompatibleLLM):
     name = "groq"
 
-    def __init__(self, *, api_key: str, model: str, base_url: str = "https://api.groq.com", max_retries: int = 0,
-                 timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        model: str,
+        base_url: str = "https://api.groq.com",
+        max_retries: int = 0,
+        timeout: float = 30.0,
+    ) -> None:
         from groq import AsyncGroq
 
         if not api_key:
@@ -191,14 +207,23 @@ class GroqLLM(OpenAICompatibleLLM):
 class OpenAILLM(OpenAICompatibleLLM):
     name = "openai"
 
-    def __init__(self, *, api_key: str, model: str, base_url: str = "https://api.openai.com/v1", max_retries: int = 0,
-                 timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        model: str,
+        base_url: str = "https://api.openai.com/v1",
+        max_retries: int = 0,
+        timeout: float = 30.0,
+    ) -> None:
         from openai import AsyncOpenAI
 
         if not api_key:
             raise LLMError("OPENAI_API_KEY is not set", kind="auth", provider="openai")
         super().__init__(model=model)
-        self.client = AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout)
+        self.client = AsyncOpenAI(
+            api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout
+        )
 
     def request_args(self, temperature: float, max_tokens: int) -> dict:
         args = {**super().request_args(temperature, max_tokens), "stream_options": {"include_usage": True}}

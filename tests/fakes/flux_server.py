@@ -91,12 +91,27 @@ class _Conn:
     def info(self, event: str, t0: float, t1: float, text: str, **extra) -> dict:
         words = text.split()
         span = max(t1 - t0, 0.01)
-        wl = [{"word": w, "confidence": 0.95, "start": round(t0 + span * i / len(words), 3),
-               "end": round(t0 + span * (i + 1) / len(words), 3)} for i, w in enumerate(words)]
-        return {"type": "TurnInfo", "request_id": "fake", "event": event, "turn_index": self.index,
-                "audio_window_start": round(t0, 3), "audio_window_end": round(t1, 3), "transcript": text,
-                "words": [] if event == "StartOfTurn" else wl,
-                "end_of_turn_confidence": 0.9 if "End" in event else 0.1, **extra}
+        wl = [
+            {
+                "word": w,
+                "confidence": 0.95,
+                "start": round(t0 + span * i / len(words), 3),
+                "end": round(t0 + span * (i + 1) / len(words), 3),
+            }
+            for i, w in enumerate(words)
+        ]
+        return {
+            "type": "TurnInfo",
+            "request_id": "fake",
+            "event": event,
+            "turn_index": self.index,
+            "audio_window_start": round(t0, 3),
+            "audio_window_end": round(t1, 3),
+            "transcript": text,
+            "words": [] if event == "StartOfTurn" else wl,
+            "end_of_turn_confidence": 0.9 if "End" in event else 0.1,
+            **extra,
+        }
 
     def schedule(self, delay: float, msg: dict) -> None:
         async def later() -> None:
@@ -116,7 +131,9 @@ class _Conn:
         if self.eager_on and srv.eager_lead is not None:
             self.schedule(max(0.0, delay - srv.eager_lead), self.info("EagerEndOfTurn", start, end, text))
             if srv.resume:
-                self.schedule(max(0.0, delay - srv.eager_lead / 2), self.info("TurnResumed", start, end, text))
+                self.schedule(
+                    max(0.0, delay - srv.eager_lead / 2), self.info("TurnResumed", start, end, text)
+                )
         self.schedule(delay, self.info("EndOfTurn", start, end, text, trigger="model"))
         self.index += 1
         self.active = False
@@ -132,11 +149,23 @@ class _Conn:
             return True
         if kind == "Configure":
             if self.srv.configure_fail:
-                await self.send({"type": "ConfigureFailure", "request_id": "fake", "code": "INVALID_THRESHOLD",
-                                 "description": "eager_eot_threshold must be <= eot_threshold"})
+                await self.send(
+                    {
+                        "type": "ConfigureFailure",
+                        "request_id": "fake",
+                        "code": "INVALID_THRESHOLD",
+                        "description": "eager_eot_threshold must be <= eot_threshold",
+                    }
+                )
             else:
-                await self.send({"type": "ConfigureSuccess", "request_id": "fake",
-                                 "thresholds": msg.get("thresholds", {}), "keyterms": msg.get("keyterms", [])})
+                await self.send(
+                    {
+                        "type": "ConfigureSuccess",
+                        "request_id": "fake",
+                        "thresholds": msg.get("thresholds", {}),
+                        "keyterms": msg.get("keyterms", []),
+                    }
+                )
         elif kind == "ForceEndTurn" and self.active:
             await self.send(self.info("EndOfTurn", self.start, self.t, self.text, trigger="manual"))
             self.index += 1
@@ -164,7 +193,9 @@ class _Conn:
             rec.audio += data
         t = self.t
         if srv.error_after_s is not None and t >= srv.error_after_s:
-            await self.send({"type": "Error", "code": "INTERNAL_SERVER_ERROR", "description": "injected failure"})
+            await self.send(
+                {"type": "Error", "code": "INTERNAL_SERVER_ERROR", "description": "injected failure"}
+            )
             return self.abort("injected failure")
         if srv.close_after_s is not None and self.number < srv.close_connections and t >= srv.close_after_s:
             return self.abort("injected close")
@@ -220,15 +251,28 @@ class _Conn:
 
 
 class FakeFluxServer:
-    def __init__(self, *, utterances: list[tuple[float, float, str]] | None = None,
-                 script: list[tuple[float, dict]] | None = None, energy: bool = False,
-                 transcript: str | list[str] = "hello there", eot_delay_ms: float = 250,
-                 eager_lead_ms: float | None = None, resume: bool = False, update_every_s: float = 0.25,
-                 min_silence_s: float = 0.35, energy_threshold: float = 500.0,
-                 handshake_status: int | None = None, api_key: str | None = None,
-                 error_after_s: float | None = None, close_after_s: float | None = None,
-                 close_connections: int = 1, configure_fail: bool = False, connect_delay_ms: float = 0,
-                 record_audio: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        utterances: list[tuple[float, float, str]] | None = None,
+        script: list[tuple[float, dict]] | None = None,
+        energy: bool = False,
+        transcript: str | list[str] = "hello there",
+        eot_delay_ms: float = 250,
+        eager_lead_ms: float | None = None,
+        resume: bool = False,
+        update_every_s: float = 0.25,
+        min_silence_s: float = 0.35,
+        energy_threshold: float = 500.0,
+        handshake_status: int | None = None,
+        api_key: str | None = None,
+        error_after_s: float | None = None,
+        close_after_s: float | None = None,
+        close_connections: int = 1,
+        configure_fail: bool = False,
+        connect_delay_ms: float = 0,
+        record_audio: bool = False,
+    ) -> None:
         self.utterances = sorted(utterances or [])
         self.script = sorted(script or [], key=lambda item: item[0])
         self.energy = energy
@@ -293,8 +337,12 @@ class FakeFluxServer:
     async def _handler(self, ws) -> None:
         req = ws.request
         q = {k: v[0] for k, v in parse_qs(urlparse(req.path).query).items()}
-        rec = FluxConnection(q, dict(req.headers.raw_items()), audio=bytearray() if self.record_audio else None,
-                             opened_at=time.monotonic())
+        rec = FluxConnection(
+            q,
+            dict(req.headers.raw_items()),
+            audio=bytearray() if self.record_audio else None,
+            opened_at=time.monotonic(),
+        )
         self.connections.append(rec)
         conn = _Conn(self, ws, rec, len(self.connections) - 1)
         if self.connect_delay:

@@ -31,16 +31,31 @@ import json
 import time
 from collections.abc import Callable
 
-MODELS = ["openai/gpt-oss-20b", "openai/gpt-oss-120b", "qwen/qwen3-32b", "gpt-4o-mini", "gpt-4.1-mini", "gpt-5-mini"]
+MODELS = [
+    "openai/gpt-oss-20b",
+    "openai/gpt-oss-120b",
+    "qwen/qwen3-32b",
+    "gpt-4o-mini",
+    "gpt-4.1-mini",
+    "gpt-5-mini",
+]
 ECHO = "__echo__"
 Reply = str | list[str] | Callable[[list[dict]], str]
 Fail = int | str | None
 
 
 class FakeOpenAIServer:
-    def __init__(self, *, reply: Reply = "Sure, Tuesday at three works.", ttft_ms: float = 300,
-                 token_ms: float = 10, fail: Fail | list[Fail] = None, models: list[str] | None = None,
-                 api_key: str | None = None, reasoning: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        reply: Reply = "Sure, Tuesday at three works.",
+        ttft_ms: float = 300,
+        token_ms: float = 10,
+        fail: Fail | list[Fail] = None,
+        models: list[str] | None = None,
+        api_key: str | None = None,
+        reasoning: str | None = None,
+    ) -> None:
         self.reply = reply
         self.reasoning = reasoning
         self.ttft = ttft_ms / 1000
@@ -127,28 +142,66 @@ class FakeOpenAIServer:
         headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
         body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
         data = json.loads(body) if body else {}
-        self.requests.append({"method": method, "path": path, "headers": headers, "json": data,
-                              "at": time.monotonic()})
+        self.requests.append(
+            {"method": method, "path": path, "headers": headers, "json": data, "at": time.monotonic()}
+        )
         path = path.split("?", 1)[0]
         if self.api_key and headers.get("authorization") != f"Bearer {self.api_key}":
-            await self._json(writer, 401, {"error": {"message": "Invalid API Key", "type": "invalid_request_error",
-                                                     "code": "invalid_api_key"}})
+            await self._json(
+                writer,
+                401,
+                {
+                    "error": {
+                        "message": "Invalid API Key",
+                        "type": "invalid_request_error",
+                        "code": "invalid_api_key",
+                    }
+                },
+            )
         elif method == "GET" and path in ("/openai/v1/models", "/v1/models"):
-            await self._json(writer, 200, {"object": "list", "data": [
-                {"id": m, "object": "model", "created": 0, "owned_by": "fake", "active": True,
-                 "context_window": 131072} for m in self.models]})
+            await self._json(
+                writer,
+                200,
+                {
+                    "object": "list",
+                    "data": [
+                        {
+                            "id": m,
+                            "object": "model",
+                            "created": 0,
+                            "owned_by": "fake",
+                            "active": True,
+                            "context_window": 131072,
+                        }
+                        for m in self.models
+                    ],
+                },
+            )
         elif method == "POST" and path in ("/openai/v1/chat/completions", "/v1/chat/completions"):
             return await self._chat(writer, path, data)
         else:
-            await self._json(writer, 404, {"error": {"message": f"Unknown request URL: {method} {path}",
-                                                     "type": "invalid_request_error", "code": "unknown_url"}})
+            await self._json(
+                writer,
+                404,
+                {
+                    "error": {
+                        "message": f"Unknown request URL: {method} {path}",
+                        "type": "invalid_request_error",
+                        "code": "unknown_url",
+                    }
+                },
+            )
         return headers.get("connection", "").lower() != "close"
 
     async def _json(self, writer, status: int, obj: dict, extra: dict | None = None) -> None:
         body = json.dumps(obj).encode()
         hdrs = {"Content-Type": "application/json", "Content-Length": str(len(body)), **(extra or {})}
-        writer.write(f"HTTP/1.1 {status} X\r\n".encode() + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()).encode()
-                     + b"\r\n" + body)
+        writer.write(
+            f"HTTP/1.1 {status} X\r\n".encode()
+            + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()).encode()
+            + b"\r\n"
+            + body
+        )
         await writer.drain()
 
     async def _chat(self, writer, path: str, data: dict) -> bool:
@@ -156,29 +209,65 @@ class FakeOpenAIServer:
         fail = self._pick(self.fail, n)
         model = data.get("model")
         if fail == 429:
-            await self._json(writer, 429, {"error": {"message": f"Rate limit reached for model `{model}`. Please "
-                                                     "try again in 1s.", "type": "tokens",
-                                                     "code": "rate_limit_exceeded"}}, {"retry-after": "1"})
+            await self._json(
+                writer,
+                429,
+                {
+                    "error": {
+                        "message": f"Rate limit reached for model `{model}`. Please try again in 1s.",
+                        "type": "tokens",
+                        "code": "rate_limit_exceeded",
+                    }
+                },
+                {"retry-after": "1"},
+            )
             return True
         if fail == 500:
-            await self._json(writer, 500, {"error": {"message": "Internal Server Error",
-                                                     "type": "internal_server_error"}})
+            await self._json(
+                writer, 500, {"error": {"message": "Internal Server Error", "type": "internal_server_error"}}
+            )
             return True
         if fail == "decommissioned":
-            await self._json(writer, 400, {"error": {"message": f"The model `{model}` has been decommissioned",
-                                                     "type": "invalid_request_error", "code": "model_decommissioned"}})
+            await self._json(
+                writer,
+                400,
+                {
+                    "error": {
+                        "message": f"The model `{model}` has been decommissioned",
+                        "type": "invalid_request_error",
+                        "code": "model_decommissioned",
+                    }
+                },
+            )
             return True
         if fail == 404 or model not in self.models:
-            await self._json(writer, 404, {"error": {"message": f"The model `{model}` does not exist or you do not "
-                                                     "have access to it.", "type": "invalid_request_error",
-                                                     "code": "model_not_found"}})
+            await self._json(
+                writer,
+                404,
+                {
+                    "error": {
+                        "message": f"The model `{model}` does not exist or you do not have access to it.",
+                        "type": "invalid_request_error",
+                        "code": "model_not_found",
+                    }
+                },
+            )
             return True
         text = self._reply_for(data.get("messages", []), n)
         if not data.get("stream"):
             choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
-            await self._json(writer, 200, {"id": f"chatcmpl-{n}", "object": "chat.completion", "model": model,
-                                           "created": int(time.time()), "usage": self._usage(data, text),
-                                           "choices": [choice]})
+            await self._json(
+                writer,
+                200,
+                {
+                    "id": f"chatcmpl-{n}",
+                    "object": "chat.completion",
+                    "model": model,
+                    "created": int(time.time()),
+                    "usage": self._usage(data, text),
+                    "choices": [choice],
+                },
+            )
             return True
         return await self._sse(writer, path, data, text, fail, n)
 
@@ -189,8 +278,10 @@ class FakeOpenAIServer:
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
     async def _sse(self, writer, path: str, data: dict, text: str, fail: Fail, n: int) -> bool:
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
         await writer.drain()
         cid, model = f"chatcmpl-{n}", data["model"]
         groq = path.startswith("/openai/")
@@ -202,13 +293,23 @@ class FakeOpenAIServer:
             raw(f"data: {json.dumps(obj)}\n\n".encode())
 
         def chunk(delta: dict, finish: str | None = None, **extra) -> dict:
-            return {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
-                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], **extra}
+            return {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                **extra,
+            }
 
         try:
             if fail == "hang":
                 await asyncio.sleep(3600)
-            event(chunk({"role": "assistant", "content": ""}, **({"x_groq": {"id": "req_fake"}} if groq else {})))
+            event(
+                chunk(
+                    {"role": "assistant", "content": ""}, **({"x_groq": {"id": "req_fake"}} if groq else {})
+                )
+            )
             await writer.drain()
             if self.reasoning and data.get("include_reasoning") is not False:
                 for word in self.reasoning.split():  # Groq's default: reasoning in its own delta field
@@ -222,7 +323,14 @@ class FakeOpenAIServer:
                 event(chunk({"content": tok}))
                 await writer.drain()
                 if fail == "stream_error":
-                    event({"error": {"message": "The model is overloaded mid-stream", "type": "internal_server_error"}})
+                    event(
+                        {
+                            "error": {
+                                "message": "The model is overloaded mid-stream",
+                                "type": "internal_server_error",
+                            }
+                        }
+                    )
                     raw(b"")
                     await writer.drain()
                     return True
@@ -230,8 +338,16 @@ class FakeOpenAIServer:
             include = (data.get("stream_options") or {}).get("include_usage")
             event(chunk({}, "stop", **({"x_groq": {"id": "req_fake", "usage": usage}} if groq else {})))
             if include:
-                event({"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
-                       "choices": [], "usage": usage})
+                event(
+                    {
+                        "id": cid,
+                        "object": "chat.completion.chunk",
+                        "created": int(time.time()),
+                        "model": model,
+                        "choices": [],
+                        "usage": usage,
+                    }
+                )
             raw(b"data: [DONE]\n\n")
             raw(b"")
             await writer.drain()

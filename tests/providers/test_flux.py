@@ -20,7 +20,7 @@ def pattern(seconds: float, seed: int = 1) -> bytes:
 async def feed(session, seconds: float = 0.0, *, audio: bytes | None = None, pace: float = 0.0) -> None:
     audio = audio if audio is not None else b"\xff" * int(seconds * 8000)
     for i in range(0, len(audio), FRAME):
-        await session.send(audio[i:i + FRAME])
+        await session.send(audio[i : i + FRAME])
         if pace:
             await asyncio.sleep(pace)
 
@@ -39,10 +39,12 @@ async def collect(session, until: str | None = "EndOfTurn", timeout: float = 5.0
 
 
 async def test_url_headers_framing_events_configure_and_close():
-    async with FakeFluxServer(utterances=[(0.2, 1.0, "book an appointment")], eager_lead_ms=100, resume=True,
-                              api_key="sekrit") as srv:
-        s = await FluxSTT(api_key="sekrit", url=srv.url).open(MULAW_8K, eot_threshold=0.8, eager_eot_threshold=0.5,
-                                                              eot_timeout_ms=3000)
+    async with FakeFluxServer(
+        utterances=[(0.2, 1.0, "book an appointment")], eager_lead_ms=100, resume=True, api_key="sekrit"
+    ) as srv:
+        s = await FluxSTT(api_key="sekrit", url=srv.url).open(
+            MULAW_8K, eot_threshold=0.8, eager_eot_threshold=0.5, eot_timeout_ms=3000
+        )
         feeder = asyncio.create_task(feed(s, 1.6, pace=0.005))
         events = await collect(s)
         await feeder
@@ -51,8 +53,14 @@ async def test_url_headers_framing_events_configure_and_close():
         assert s.thresholds == {"eot_threshold": 0.9} and s.configure_error is None
         await s.close()
         conn = srv.connections[0]
-        assert conn.query == {"model": "flux-general-en", "encoding": "mulaw", "sample_rate": "8000",
-                              "eot_threshold": "0.8", "eager_eot_threshold": "0.5", "eot_timeout_ms": "3000"}
+        assert conn.query == {
+            "model": "flux-general-en",
+            "encoding": "mulaw",
+            "sample_rate": "8000",
+            "eot_threshold": "0.8",
+            "eager_eot_threshold": "0.5",
+            "eot_timeout_ms": "3000",
+        }
         assert conn.headers["Authorization"] == "Token sekrit"
         assert conn.headers["User-Agent"] == "TalkyAI-VoiceAgent/1.0"
         assert set(conn.frames) == {640}  # 80 ms of mu-law at 8 kHz (1.6 s = 20 whole frames)
@@ -62,7 +70,9 @@ async def test_url_headers_framing_events_configure_and_close():
         eot = events[-1]
         assert eot.transcript == "book an appointment" and eot.trigger == "model" and eot.turn_index == 0
         assert eot.speech_end == pytest.approx(1.0, abs=0.01) and eot.audio_window_start == pytest.approx(0.2)
-        assert [w.word for w in eot.words] == ["book", "an", "appointment"] and eot.words[0].confidence == 0.95
+        assert [w.word for w in eot.words] == ["book", "an", "appointment"] and eot.words[
+            0
+        ].confidence == 0.95
         assert all(e.received_at > 0 for e in events)
         assert conn.configures == [{"type": "Configure", "thresholds": {"eot_threshold": 0.9}}]
         assert conn.controls[-1] == {"type": "CloseStream"} and conn.closed_by_client
@@ -135,7 +145,9 @@ async def test_flux_error_message_is_fatal_and_later_audio_is_dropped():
 
 async def test_reconnect_loses_no_audio_and_keeps_the_call_clock():
     fed = pattern(2.4)
-    async with FakeFluxServer(close_after_s=0.5, utterances=[(1.0, 1.6, "after the drop")], record_audio=True) as srv:
+    async with FakeFluxServer(
+        close_after_s=0.5, utterances=[(1.0, 1.6, "after the drop")], record_audio=True
+    ) as srv:
         s = await FluxSTT(api_key="k", url=srv.url).open(MULAW_8K)
         feeder = asyncio.create_task(feed(s, audio=fed, pace=0.004))
         events = await collect(s, timeout=8)
@@ -144,7 +156,7 @@ async def test_reconnect_loses_no_audio_and_keeps_the_call_clock():
     first, second = srv.connections
     assert s.reconnects == 1 and len(s.connection_offsets) == 2
     start = round(s.connection_offsets[1] * 8000)
-    assert bytes(first.audio) == fed[:len(first.audio)]
+    assert bytes(first.audio) == fed[: len(first.audio)]
     assert start <= len(first.audio)  # the second connection starts where the first had got to, or before
     assert bytes(second.audio) == fed[start:]  # ... and carries everything after: nothing lost
     assert s.accepted_bytes == s.sent_bytes == len(fed) and s.wire_bytes >= len(fed)
@@ -154,8 +166,9 @@ async def test_reconnect_loses_no_audio_and_keeps_the_call_clock():
 
 async def test_replay_starts_after_the_last_finished_turn_and_turn_index_continues():
     fed = pattern(2.0, seed=2)
-    async with FakeFluxServer(close_after_s=1.2, utterances=[(0.2, 0.5, "first turn")], eot_delay_ms=20,
-                              record_audio=True) as srv:
+    async with FakeFluxServer(
+        close_after_s=1.2, utterances=[(0.2, 0.5, "first turn")], eot_delay_ms=20, record_audio=True
+    ) as srv:
         s = await FluxSTT(api_key="k", url=srv.url).open(MULAW_8K)
         feeder = asyncio.create_task(feed(s, audio=fed, pace=0.01))
         events = await collect(s, timeout=8, count=2)

@@ -41,7 +41,11 @@ def test_fast_run_against_the_energy_fake_prints_events_and_a_verdict(settings):
     assert out.startswith(f"Connected to {srv.url}") and "StartOfTurn (turn 0" in out
     assert "Update: book an appointment" in out
     assert "EndOfTurn: 'book an appointment' (trigger model" in out and "after the audio ended" in out
-    assert out.strip().splitlines()[-1].startswith(f"OK: Flux works at {srv.url}: transcript 'book an appointment'")
+    assert (
+        out.strip()
+        .splitlines()[-1]
+        .startswith(f"OK: Flux works at {srv.url}: transcript 'book an appointment'")
+    )
     conn = srv.connections[0]
     assert conn.query["encoding"] == "mulaw" and conn.query["sample_rate"] == "8000"
     assert conn.closed_by_client and set(conn.frames[:-1]) == {640}
@@ -50,7 +54,9 @@ def test_fast_run_against_the_energy_fake_prints_events_and_a_verdict(settings):
 def tone_wav(path: Path, rate: int = 8000) -> Path:
     """0.3 s silence, 0.5 s of a loud tone, 0.6 s silence: one 'utterance' for the energy fake."""
     t = np.arange(int(0.5 * rate)) / rate
-    pcm = np.concatenate([np.zeros(int(0.3 * rate)), 8000 * np.sin(2 * np.pi * 440 * t), np.zeros(int(0.6 * rate))])
+    pcm = np.concatenate(
+        [np.zeros(int(0.3 * rate)), 8000 * np.sin(2 * np.pi * 440 * t), np.zeros(int(0.6 * rate))]
+    )
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1), w.setsampwidth(2), w.setframerate(rate), w.writeframes(pcm.astype("<i2").tobytes())
     return path
@@ -59,20 +65,25 @@ def tone_wav(path: Path, rate: int = 8000) -> Path:
 def test_realtime_linear16_16k_reports_latency_from_the_speech_end(settings, tmp_path):
     wav = str(tone_wav(tmp_path / "tone.wav"))
     with in_thread(FakeFluxServer(energy=True, transcript="hello", eot_delay_ms=100)) as srv:
-        code, out, err = run(settings, "k", srv.url, "--encoding", "linear16", "--sample-rate", "16000", "--wav", wav)
+        code, out, err = run(
+            settings, "k", srv.url, "--encoding", "linear16", "--sample-rate", "16000", "--wav", wav
+        )
     assert code == 0, out + err
-    assert srv.connections[0].query["sample_rate"] == "16000" and set(srv.connections[0].frames[:-1]) == {2560}
+    assert srv.connections[0].query["sample_rate"] == "16000" and set(srv.connections[0].frames[:-1]) == {
+        2560
+    }
     eot = next(line for line in out.splitlines() if "EndOfTurn" in line)
     ms = int(eot.split("trigger model, ")[1].split(" ms after the speech")[0])
     assert 400 <= ms < 1200  # the fake's 350 ms of silence detection + 100 ms EOT delay, in real time
-    assert ("speech ended at 0.80 s" in eot or "speech ended at 0.88 s" in eot)  # 80 ms frames
+    assert "speech ended at 0.80 s" in eot or "speech ended at 0.88 s" in eot  # 80 ms frames
     assert "real time" in out.splitlines()[0]
 
 
 def test_no_key(settings):
     code, _, err = run(settings, "", "ws://127.0.0.1:9/v2/listen")
-    assert code == 2 and one_line(err) == ("FAIL: DEEPGRAM_API_KEY is not set (export it, or put it in the "
-                                           "environment of this process)")
+    assert code == 2 and one_line(err) == (
+        "FAIL: DEEPGRAM_API_KEY is not set (export it, or put it in the environment of this process)"
+    )
 
 
 def test_bad_key(settings):
@@ -84,13 +95,17 @@ def test_bad_key(settings):
 
 def test_nothing_listening(settings):
     code, _, err = run(settings, "k", "ws://127.0.0.1:9/v2/listen", "--fast")
-    assert code == 4 and one_line(err).startswith("FAIL: Deepgram is unreachable") and "ConnectionRefused" in err
+    assert (
+        code == 4 and one_line(err).startswith("FAIL: Deepgram is unreachable") and "ConnectionRefused" in err
+    )
 
 
 def test_server_error_mid_stream_and_at_handshake(settings):
     with in_thread(FakeFluxServer(error_after_s=0.3)) as srv:
         code, _, err = run(settings, "k", srv.url, "--fast")
-    assert code == 5 and one_line(err).startswith("FAIL: Deepgram server error: Flux error INTERNAL_SERVER_ERROR")
+    assert code == 5 and one_line(err).startswith(
+        "FAIL: Deepgram server error: Flux error INTERNAL_SERVER_ERROR"
+    )
     with in_thread(FakeFluxServer(handshake_status=503)) as srv:
         code, _, err = run(settings, "k", srv.url, "--fast")
     assert code == 5 and "HTTP 503" in one_line(err)
@@ -124,9 +139,18 @@ def test_bundled_utterance_is_small_8k_mono_speech():
 def test_the_cli_exit_codes_without_traceback():
     """The real CLI path (argv, Django setup, sys.exit) rather than call_command."""
     with in_thread(FakeFluxServer(energy=True, transcript="book", api_key="good")) as srv:
-        runs = {key: subprocess.run([sys.executable, "manage.py", "test_flux", "--fast"], cwd=ROOT, timeout=60,
-                                    capture_output=True, text=True,
-                                    env={**os.environ, "DEEPGRAM_API_KEY": key, "DEEPGRAM_URL": srv.url})
-                for key in ("good", "nope")}
+        runs = {
+            key: subprocess.run(
+                [sys.executable, "manage.py", "test_flux", "--fast"],
+                cwd=ROOT,
+                timeout=60,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "DEEPGRAM_API_KEY": key, "DEEPGRAM_URL": srv.url},
+            )
+            for key in ("good", "nope")
+        }
     assert runs["good"].returncode == 0 and "OK: Flux works" in runs["good"].stdout, runs["good"].stderr
-    assert runs["nope"].returncode == 3 and one_line(runs["nope"].stderr).startswith("FAIL: the key was refused")
+    assert runs["nope"].returncode == 3 and one_line(runs["nope"].stderr).startswith(
+        "FAIL: the key was refused"
+    )

@@ -27,8 +27,10 @@ def track(llm):
 
 
 def clients(srv, **kw):
-    return [track(GroqLLM(api_key="k", model="openai/gpt-oss-20b", base_url=srv.groq_base_url, **kw)),
-            track(OpenAILLM(api_key="k", model="gpt-4o-mini", base_url=srv.openai_base_url, **kw))]
+    return [
+        track(GroqLLM(api_key="k", model="openai/gpt-oss-20b", base_url=srv.groq_base_url, **kw)),
+        track(OpenAILLM(api_key="k", model="gpt-4o-mini", base_url=srv.openai_base_url, **kw)),
+    ]
 
 
 async def drain(stream) -> list[str]:
@@ -46,7 +48,9 @@ async def test_streaming_deltas_ttft_usage_and_request_shape():
             assert (r.usage.prompt_tokens, r.usage.completion_tokens) == (4, 5) and r.finish_reason == "stop"
             await llm.aclose()
         groq_req, openai_req = srv.chat_requests()
-        assert groq_req["path"] == "/openai/v1/chat/completions" and openai_req["path"] == "/v1/chat/completions"
+        assert (
+            groq_req["path"] == "/openai/v1/chat/completions" and openai_req["path"] == "/v1/chat/completions"
+        )
         assert groq_req["headers"]["authorization"] == "Bearer k"
         g = groq_req["json"]
         assert g["messages"] == MSGS and g["model"] == "openai/gpt-oss-20b" and g["stream"] is True
@@ -59,7 +63,9 @@ async def test_streaming_deltas_ttft_usage_and_request_shape():
 
 
 async def test_reasoning_deltas_are_never_yielded():
-    async with FakeOpenAIServer(reply="Yes.", reasoning="the user greets me so I greet back", ttft_ms=5) as srv:
+    async with FakeOpenAIServer(
+        reply="Yes.", reasoning="the user greets me so I greet back", ttft_ms=5
+    ) as srv:
         llm = track(GroqLLM(api_key="k", model="qwen/qwen3-32b", base_url=srv.groq_base_url))
         s = llm.stream(MSGS)
         assert await drain(s) == ["Yes."] and s.result.text == "Yes."
@@ -74,9 +80,16 @@ async def test_openai_reasoning_models_get_no_temperature_and_minimal_effort():
         assert "temperature" not in body and body["reasoning_effort"] == "minimal"
 
 
-@pytest.mark.parametrize("fail,kind,status", [(429, "rate_limit", 429), (500, "server", 500),
-                                              (404, "not_found", 404), ("decommissioned", "not_found", 400),
-                                              ("stream_error", "server", None)])
+@pytest.mark.parametrize(
+    "fail,kind,status",
+    [
+        (429, "rate_limit", 429),
+        (500, "server", 500),
+        (404, "not_found", 404),
+        ("decommissioned", "not_found", 400),
+        ("stream_error", "server", None),
+    ],
+)
 async def test_errors_are_typed(fail, kind, status):
     async with FakeOpenAIServer(fail=fail, ttft_ms=5) as srv:
         for llm in clients(srv):
@@ -92,15 +105,23 @@ async def test_errors_are_typed(fail, kind, status):
 async def test_unknown_model_and_bad_key():
     async with FakeOpenAIServer(api_key="right") as srv:
         with pytest.raises(LLMError) as err:
-            await drain(track(GroqLLM(api_key="wrong", model="openai/gpt-oss-20b", base_url=srv.groq_base_url))
-                        .stream(MSGS))
+            await drain(
+                track(
+                    GroqLLM(api_key="wrong", model="openai/gpt-oss-20b", base_url=srv.groq_base_url)
+                ).stream(MSGS)
+            )
         assert err.value.kind == "auth" and err.value.status == 401
         with pytest.raises(LLMError) as err:
-            await track(OpenAILLM(api_key="wrong", model="gpt-4o-mini", base_url=srv.openai_base_url)).list_models()
+            await track(
+                OpenAILLM(api_key="wrong", model="gpt-4o-mini", base_url=srv.openai_base_url)
+            ).list_models()
         assert err.value.kind == "auth"
         with pytest.raises(LLMError) as err:
-            await drain(track(GroqLLM(api_key="right", model="llama-3.3-70b-versatile", base_url=srv.groq_base_url))
-                        .stream(MSGS))
+            await drain(
+                track(
+                    GroqLLM(api_key="right", model="llama-3.3-70b-versatile", base_url=srv.groq_base_url)
+                ).stream(MSGS)
+            )
         assert err.value.kind == "not_found" and "llama-3.3-70b-versatile" in str(err.value)
     with pytest.raises(LLMError) as err:
         GroqLLM(api_key="", model="openai/gpt-oss-20b")
@@ -109,7 +130,9 @@ async def test_unknown_model_and_bad_key():
 
 async def test_explicit_retries_are_the_sdks_and_honour_retry_after():
     async with FakeOpenAIServer(fail=[429, None], ttft_ms=5) as srv:
-        llm = track(GroqLLM(api_key="k", model="openai/gpt-oss-20b", base_url=srv.groq_base_url, max_retries=1))
+        llm = track(
+            GroqLLM(api_key="k", model="openai/gpt-oss-20b", base_url=srv.groq_base_url, max_retries=1)
+        )
         t0 = time.monotonic()
         assert "".join(await drain(llm.stream(MSGS))) == "Sure, Tuesday at three works."
         first, second = srv.chat_requests()
@@ -125,7 +148,9 @@ async def test_timeout_and_connection_refused():
                 await drain(llm.stream(MSGS))
             assert err.value.kind == "timeout" and 0.35 < time.monotonic() - t0 < 2
     with pytest.raises(LLMError) as err:
-        await drain(track(OpenAILLM(api_key="k", model="gpt-4o-mini", base_url="http://127.0.0.1:9/v1")).stream(MSGS))
+        await drain(
+            track(OpenAILLM(api_key="k", model="gpt-4o-mini", base_url="http://127.0.0.1:9/v1")).stream(MSGS)
+        )
     assert err.value.kind == "connection"
 
 

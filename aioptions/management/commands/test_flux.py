@@ -64,15 +64,21 @@ class Command(BaseCommand):
     help = "Check the Deepgram Flux connection: stream a WAV, print turn events, give a verdict."
 
     def add_arguments(self, parser):
-        parser.add_argument("--wav", type=Path, default=BUNDLED, help="16-bit PCM WAV (default: bundled utterance)")
+        parser.add_argument(
+            "--wav", type=Path, default=BUNDLED, help="16-bit PCM WAV (default: bundled utterance)"
+        )
         parser.add_argument("--encoding", choices=["mulaw", "linear16"], default="mulaw")
         parser.add_argument("--sample-rate", type=int, default=8000, help=f"one of {FLUX_RATES}")
         parser.add_argument("--url", default=None, help="override DEEPGRAM_URL")
         pace = parser.add_mutually_exclusive_group()
-        pace.add_argument("--realtime", dest="fast", action="store_false", help="stream at real time (default)")
+        pace.add_argument(
+            "--realtime", dest="fast", action="store_false", help="stream at real time (default)"
+        )
         pace.add_argument("--fast", dest="fast", action="store_true", help="send audio as fast as possible")
         parser.set_defaults(fast=False)
-        parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for EndOfTurn after the audio")
+        parser.add_argument(
+            "--timeout", type=float, default=15.0, help="seconds to wait for EndOfTurn after the audio"
+        )
 
     def fail(self, code: int, line: str) -> None:
         self.stderr.write(f"FAIL: {line}")
@@ -82,7 +88,9 @@ class Command(BaseCommand):
         key = settings.DEEPGRAM_API_KEY
         url = o["url"] or settings.DEEPGRAM_URL
         if not key:
-            self.fail(2, "DEEPGRAM_API_KEY is not set (export it, or put it in the environment of this process)")
+            self.fail(
+                2, "DEEPGRAM_API_KEY is not set (export it, or put it in the environment of this process)"
+            )
         if o["sample_rate"] not in FLUX_RATES:
             self.fail(6, f"--sample-rate {o['sample_rate']} is not one Flux accepts {FLUX_RATES}")
         try:
@@ -99,19 +107,25 @@ class Command(BaseCommand):
         except Exception as exc:  # noqa: BLE001 - one line, never a traceback
             self.fail(1, f"unexpected {type(exc).__name__}: {exc}")
         if verdict is None:
-            self.fail(5, f"connected to {url}, but no EndOfTurn arrived within {o['timeout']:.0f} s of the audio end")
+            self.fail(
+                5,
+                f"connected to {url}, but no EndOfTurn arrived within {o['timeout']:.0f} s of the audio end",
+            )
         self.stdout.write(self.style.SUCCESS(f"OK: Flux works at {url}: {verdict}"))
 
-    async def _run(self, key: str, url: str, fmt: AudioFormat, audio: bytes, duration: float, fast: bool,
-                   timeout: float) -> str | None:
+    async def _run(
+        self, key: str, url: str, fmt: AudioFormat, audio: bytes, duration: float, fast: bool, timeout: float
+    ) -> str | None:
         from aioptions.providers.flux import FluxSTT
 
         stt = FluxSTT(api_key=key, url=url, max_reconnects=0)
         t0 = time.monotonic()
         session = await stt.open(fmt)
-        self.stdout.write(f"Connected to {url} in {(time.monotonic() - t0) * 1000:.0f} ms "
-                          f"({fmt.encoding} {fmt.sample_rate} Hz, {duration:.2f} s of audio, "
-                          f"{'fast' if fast else 'real time'})")
+        self.stdout.write(
+            f"Connected to {url} in {(time.monotonic() - t0) * 1000:.0f} ms "
+            f"({fmt.encoding} {fmt.sample_rate} Hz, {duration:.2f} s of audio, "
+            f"{'fast' if fast else 'real time'})"
+        )
         step = fmt.bytes_per_second * 80 // 1000
         start_at: list[float] = []  # monotonic time audio position 0 was sent (real time only)
         done_at: list[float] = []
@@ -119,7 +133,7 @@ class Command(BaseCommand):
         async def feed() -> None:
             start_at.append(time.monotonic())
             for n, i in enumerate(range(0, len(audio), step)):
-                await session.send(audio[i:i + step])
+                await session.send(audio[i : i + step])
                 if not fast:  # absolute deadlines: no drift over the file
                     await asyncio.sleep(max(0.0, start_at[0] + (n + 1) * 0.08 - time.monotonic()))
             done_at.append(time.monotonic())
@@ -127,8 +141,10 @@ class Command(BaseCommand):
         def latency(ev) -> str:
             parts = []
             if not fast and start_at:
-                parts.append(f"{(ev.received_at - start_at[0] - ev.speech_end) * 1000:.0f} ms after the speech "
-                             f"ended at {ev.speech_end:.2f} s")
+                parts.append(
+                    f"{(ev.received_at - start_at[0] - ev.speech_end) * 1000:.0f} ms after the speech "
+                    f"ended at {ev.speech_end:.2f} s"
+                )
             if done_at:
                 parts.append(f"{(ev.received_at - done_at[0]) * 1000:.0f} ms after the audio ended")
             return "; ".join(parts)
@@ -137,7 +153,9 @@ class Command(BaseCommand):
             last_text = ""
             async for ev in session.events():
                 if ev.kind == "StartOfTurn":
-                    self.stdout.write(f"  StartOfTurn (turn {ev.turn_index}, audio {ev.audio_window_start:.2f} s)")
+                    self.stdout.write(
+                        f"  StartOfTurn (turn {ev.turn_index}, audio {ev.audio_window_start:.2f} s)"
+                    )
                 elif ev.kind == "Update":
                     if ev.transcript and ev.transcript != last_text:
                         last_text = ev.transcript
@@ -146,8 +164,9 @@ class Command(BaseCommand):
                     self.stdout.write(f"  {ev.kind}: {ev.transcript}")
                 elif ev.kind == "EndOfTurn":
                     lat = latency(ev)
-                    self.stdout.write(f"  EndOfTurn: {ev.transcript!r} (trigger {ev.trigger}"
-                                      f"{', ' + lat if lat else ''})")
+                    self.stdout.write(
+                        f"  EndOfTurn: {ev.transcript!r} (trigger {ev.trigger}{', ' + lat if lat else ''})"
+                    )
                     return f"transcript {ev.transcript!r}" + (f", EndOfTurn {lat}" if lat else "")
             return None
 
