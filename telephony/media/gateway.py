@@ -61,6 +61,7 @@ class SIPMediaGateway(asyncio.DatagramProtocol):
         self._pending_bye: dict[str, asyncio.Task] = {}
         self.stats = {"invites": 0, "answered": 0, "ended": 0, "rejected": 0, "bad_messages": 0, "registers": 0}
         self._closing = False
+        self._ending: set[asyncio.Task] = set()
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -75,6 +76,8 @@ class SIPMediaGateway(asyncio.DatagramProtocol):
         self._closing = True
         await asyncio.gather(*(self._end(d, "shutdown", send_bye=d.state != "early")
                                for d in list(self.dialogs.values())), return_exceptions=True)
+        if self._ending:  # calls that were already ending (BYE just arrived): let them be finalised
+            await asyncio.wait(list(self._ending), timeout=10)
         for t in self._pending_bye.values():
             t.cancel()
         await self.clock.aclose()
@@ -325,7 +328,7 @@ class SIPMediaGateway(asyncio.DatagramProtocol):
             self._respond(req, 481, _src=src)
             return
         self._respond(req, 200, _src=src)
-        asyncio.get_running_loop().create_task(self._end(dlg, "bye", send_bye=False))
+        self._spawn_end(dlg, "bye", send_bye=False)
 
     def _on_cancel(self, req: SipMessage, src) -> None:
         dlg = self.dialogs.get(req.call_id)
@@ -335,7 +338,7 @@ class SIPMediaGateway(asyncio.DatagramProtocol):
         self._respond(req, 200, _src=src)
         if dlg.state == "early":
             self._respond(dlg.invite, 487, to_tag=dlg.to_tag, _src=dlg.src)
-            asyncio.get_running_loop().create_task(self._end(dlg, "cancel", send_bye=False))
+            self._spawn_end(dlg, "cancel", send_bye=False)
 
     def _on_response(self, resp: SipMessage) -> None:
         task = self._pending_bye.pop(resp.call_id, None)
@@ -346,7 +349,7 @@ class SIPMediaGateway(asyncio.DatagramProtocol):
     def _agent_hangup(self, call_id: str, reason: str) -> None:
         dlg = self.dialogs.get(call_id)
         if dlg is not None and dlg.state != "ended":
-            asyncio.get_running_loop().create_task(self._end(dlg, reason, send_bye=True))
+            self._spawn_end(dlg, reason, send_bye=True)
 
     def _send_bye(self, dlg: Dialog) -> None:
         inv = dlg.invite
@@ -362,6 +365,12 @@ class SIPMediaGateway(asyncio.DatagramProtocol):
             self._pending_bye.pop(inv.call_id, None)
 
         self._pending_bye[inv.call_id] = asyncio.get_running_loop().create_task(retransmit())
+
+    def _spawn_end(self, dlg: Dialog, reason: str, *, send_bye: bool) -> None:
+        """End a call in the background; aclose() waits for these so no record is left open."""
+        task = asyncio.get_running_loop().create_task(self._end(dlg, reason, send_bye=send_bye))
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
 
     async def _end(self, dlg: Dialog, reason: str, *, send_bye: bool) -> None:
         if dlg.state == "ended":
