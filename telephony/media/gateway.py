@@ -18,7 +18,7 @@ from telephony.media.dialogs import Dialog, GatewayHooks
 from telephony.media.recording import StereoRecorder
 from telephony.rtp.clock import MediaClock
 from telephony.rtp.session import RtpPortsExhausted, RtpSession
-from telephony.sip import replies, sdp
+from telephony.sip import replies, sdp, timers
 from telephony.sip.auth import DigestAuth, Registrar
 from telephony.sip.message import (
     SipMessage,
@@ -34,7 +34,6 @@ from telephony.sip.message import (
 )
 
 log = logging.getLogger("telephony.bridge")
-T1, T2 = 0.5, 4.0
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER"
 
 
@@ -58,7 +57,7 @@ class SIPMediaGateway(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.dialogs: dict[str, Dialog] = {}
         self._responses: dict[tuple[str, str, str], bytes] = {}  # (branch, method, call-id) -> last response
-        self._pending_bye: dict[str, asyncio.Task] = {}
+        self._pending_bye: dict[str, tuple[asyncio.Event, asyncio.Task]] = {}
         self.stats = {"invites": 0, "answered": 0, "ended": 0, "rejected": 0, "bad_messages": 0, "registers": 0}
         self._closing = False
         self._ending: set[asyncio.Task] = set()
@@ -78,8 +77,8 @@ class SIPMediaGateway(asyncio.DatagramProtocol):
                                for d in list(self.dialogs.values())), return_exceptions=True)
         if self._ending:  # calls that were already ending (BYE just arrived): let them be finalised
             await asyncio.wait(list(self._ending), timeout=10)
-        for t in self._pending_bye.values():
-            t.cancel()
+        for _, task in list(self._pending_bye.values()):
+            task.cancel()
         await self.clock.aclose()
         if self.transport:
             self.transport.close()
@@ -256,21 +255,12 @@ class SIPMediaGateway(asyncio.DatagramProtocol):
             await self._end(dlg, "error", send_bye=dlg.state != "early")
 
     async def _retransmit_200(self, dlg: Dialog) -> None:
-        """RFC 3261 13.3.1.4: resend the 200 OK (T1 doubling to T2) until the ACK; give up at 64*T1."""
-        interval, waited = T1, 0.0
-        while not dlg.ack_event.is_set() and waited < 64 * T1 and dlg.state == "answered":
-            try:
-                await asyncio.wait_for(dlg.ack_event.wait(), interval)
-                return
-            except TimeoutError:
-                waited += interval
-                if dlg.state != "answered":
-                    return
-                self._send(dlg.last_response, via_destination(dlg.invite.top_via, dlg.src))
-                interval = min(interval * 2, T2)
-        if not dlg.ack_event.is_set() and dlg.state == "answered":
-            log.warning("call %s: no ACK after %.0f s, hanging up", dlg.call.call_id, waited)
-            await self._end(dlg, "error", send_bye=True)
+        """RFC 3261 13.3.1.4: resend the 200 OK until the ACK; without one after 64*T1, hang up."""
+        dest = via_destination(dlg.invite.top_via, dlg.src)
+        if not await timers.retransmit(lambda: self._send(dlg.last_response, dest), dlg.ack_event, send_first=False):
+            if dlg.state == "answered":
+                log.warning("call %s: no ACK after %.0f s, hanging up", dlg.call.call_id, 64 * timers.T1)
+                await self._end(dlg, "error", send_bye=True)
 
     async def _run_agent(self, dlg: Dialog) -> None:
         call = dlg.call
@@ -341,9 +331,9 @@ class SIPMediaGateway(asyncio.DatagramProtocol):
             self._spawn_end(dlg, "cancel", send_bye=False)
 
     def _on_response(self, resp: SipMessage) -> None:
-        task = self._pending_bye.pop(resp.call_id, None)
-        if task is not None and resp.cseq[1] == "BYE" and (resp.status or 0) >= 200:
-            task.cancel()
+        pending = self._pending_bye.get(resp.call_id)
+        if pending is not None and resp.cseq[1] == "BYE" and (resp.status or 0) >= 200:
+            pending[0].set()
 
     # --- ending ---------------------------------------------------------------------------
     def _agent_hangup(self, call_id: str, reason: str) -> None:
@@ -356,15 +346,15 @@ class SIPMediaGateway(asyncio.DatagramProtocol):
         dlg.local_seq += 1
         raw = replies.bye_for(inv, to_tag=dlg.to_tag, cseq=dlg.local_seq, host=self.media_host, port=self.port)
 
-        async def retransmit() -> None:
-            interval = T1
-            for _ in range(7):
-                self._send(raw, dlg.src)
-                await asyncio.sleep(interval)
-                interval = min(interval * 2, T2)
-            self._pending_bye.pop(inv.call_id, None)
+        answered = asyncio.Event()
 
-        self._pending_bye[inv.call_id] = asyncio.get_running_loop().create_task(retransmit())
+        async def run() -> None:
+            try:
+                await timers.retransmit(lambda: self._send(raw, dlg.src), answered, send_first=True)
+            finally:
+                self._pending_bye.pop(inv.call_id, None)
+
+        self._pending_bye[inv.call_id] = (answered, asyncio.get_running_loop().create_task(run()))
 
     def _spawn_end(self, dlg: Dialog, reason: str, *, send_bye: bool) -> None:
         """End a call in the background; aclose() waits for these so no record is left open."""

@@ -90,6 +90,14 @@ def speech_wav(tmp: Path, text: str, name: str = "tx8k.wav", pad_s: float = 0.0)
     return out
 
 
+def silence_wav(tmp: Path, seconds: float, name: str = "silence.wav") -> Path:
+    """8 kHz mono s16 silence for a peer that should only listen (baresip ends the call at its EOF)."""
+    out = tmp / name
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(out), "trim", "0",
+                    str(seconds)], check=True, timeout=30)
+    return out
+
+
 def read_wav(path: Path, channel: int | None = None) -> tuple[np.ndarray, int]:
     with wave.open(str(path), "rb") as w:
         data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)

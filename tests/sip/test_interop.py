@@ -18,6 +18,7 @@ from .peers import (
     read_wav,
     require,
     run_in_netns,
+    silence_wav,
     speech_wav,
     windowed_corr,
 )
@@ -70,9 +71,7 @@ def test_baresip_echo_call_hears_its_own_speech(tmp_path, env):
 
 def test_baresip_greeting_agent_speaks_the_greeting(tmp_path, env):
     require("baresip", "espeak-ng", "sox", "unshare")
-    silent = tmp_path / "silence.wav"
-    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(silent),
-                    "trim", "0", "8"], check=True)
+    silent = silence_wav(tmp_path, 8)
     d = baresip_dir(tmp_path, silent, codecs="PCMA")
     run_in_netns(bridge_script(tmp_path, agent="greeting") + baresip_cmd(d, "sip:100@127.0.0.1:5060", 8)
                  + STOP_BRIDGE, env)
@@ -86,9 +85,7 @@ def test_baresip_greeting_agent_speaks_the_greeting(tmp_path, env):
 
 def test_baresip_cancel_while_ringing(tmp_path, env):
     require("baresip", "sox", "unshare")
-    silent = tmp_path / "silence.wav"
-    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(silent),
-                    "trim", "0", "8"], check=True)
+    silent = silence_wav(tmp_path, 8)
     d = baresip_dir(tmp_path, silent)
     run_in_netns(bridge_script(tmp_path, agent="echo", extra="--ring-ms 5000")
                  + baresip_cmd(d, "sip:100@127.0.0.1:5060", 2) + "sleep 1\n" + STOP_BRIDGE, env)
@@ -101,9 +98,7 @@ def test_baresip_cancel_while_ringing(tmp_path, env):
 def test_bridge_hangs_up_and_sigterm_finalises(tmp_path, env):
     """The greeting agent hangs up (BYE from our side); a call alive at SIGTERM gets BYE too."""
     require("baresip", "sox", "unshare")
-    silent = tmp_path / "silence.wav"
-    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(silent),
-                    "trim", "0", "30"], check=True)
+    silent = silence_wav(tmp_path, 30)
     d = baresip_dir(tmp_path, silent)
     script = (bridge_script(tmp_path, agent="echo")
               + f"({baresip_cmd(d, 'sip:100@127.0.0.1:5060', 20).strip()}) &\nPEER=$!\nsleep 4\n"
@@ -153,9 +148,7 @@ def test_baresip_registers_with_digest_auth_and_calls(tmp_path, env):
     require("baresip", "sox", "unshare")
     manage_shell(env, "from telephony.models import SipAccount; a = SipAccount(username='tester', realm='talky'); "
                       "a.set_password('s3cret'); a.save()")
-    silent = tmp_path / "silence.wav"
-    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(silent),
-                    "trim", "0", "4"], check=True)
+    silent = silence_wav(tmp_path, 4)
     d = baresip_dir(tmp_path, silent, register="auth_pass=s3cret;regint=60")
     run_in_netns(bridge_script(tmp_path, agent="echo") + "sleep 0.5\n"
                  + baresip_cmd(d, "sip:100@127.0.0.1:5060", 6) + STOP_BRIDGE, env)
