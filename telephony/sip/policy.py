@@ -73,3 +73,20 @@ class SipPolicy:
             return False
         ua = user_agent[:200].lower()
         return any(s in ua for s in self.scanner_user_agents)
+
+
+def source_key(ip: str) -> str:
+    """The unit the per-source limits count: the IPv4 address, or the IPv6 /64.
+
+    One IPv6 host usually holds a whole /64, so counting single IPv6 addresses would hand an
+    attacker 2**64 fresh budgets. IPv4-mapped IPv6 addresses count as their IPv4 address.
+    """
+    if ":" not in ip:
+        return ip
+    try:
+        addr = ipaddress.IPv6Address(ip.split("%", 1)[0])
+    except ValueError:
+        return ip[:64]
+    if addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(ipaddress.IPv6Network((int(addr) >> 64 << 64, 64)))
