@@ -15,7 +15,9 @@ from campaigns.models import Campaign
 class SipAccount(models.Model):
     """A softphone login. Only HA1 = MD5(username:realm:password) is stored, never the password.
 
-    With no active accounts at all the registrar accepts any user/password (demo mode).
+    Open mode (any user/password) exists only while no account exists at all and the bridge is
+    bound to loopback; a disabled (``active=False``) account fails auth but keeps the bridge
+    closed. ``updated_at`` lets a running bridge notice changes cheaply (count + latest change).
     """
 
     username = models.CharField(max_length=64, unique=True)
@@ -23,12 +25,38 @@ class SipAccount(models.Model):
     ha1 = models.CharField(max_length=32, help_text="MD5(username:realm:password), hex")
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     def __str__(self) -> str:
         return self.username
 
     def set_password(self, password: str) -> None:
         self.ha1 = hashlib.md5(f"{self.username}:{self.realm}:{password}".encode()).hexdigest()
+
+
+class BridgeNode(models.Model):
+    """One running SIP bridge process: it owns the Call rows it created and proves it is alive by a
+    heartbeat. A bridge that starts finalises only the open calls of nodes whose heartbeat stopped,
+    so two bridges on one database never close each other's calls. Later the dispatcher
+    destination list of the SIP edge (Kamailio) for several bridges.
+    """
+
+    name = models.CharField(max_length=128, unique=True, help_text="host-pid-random, unique per start")
+    hostname = models.CharField(max_length=128, blank=True, default="",
+                                help_text="machine it runs on: a bridge there whose pid is gone is dead at once")
+    host = models.CharField(max_length=255, help_text="address the SIP socket is bound to")
+    sip_port = models.PositiveIntegerField()
+    advertised = models.CharField(max_length=64, blank=True, default="")
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField(db_index=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Call(models.Model):
@@ -40,6 +68,7 @@ class Call(models.Model):
         SHUTDOWN = "shutdown", "bridge stopped"
         ERROR = "error", "error"
         BUSY = "busy", "rejected: busy"
+        BRIDGE_LOST = "bridge_lost", "bridge lost"
 
     sip_call_id = models.CharField(max_length=255, db_index=True)
     campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL,
@@ -48,6 +77,8 @@ class Call(models.Model):
     dialed = models.CharField(max_length=64, blank=True, default="")
     codec = models.CharField(max_length=8, blank=True, default="")
     agent = models.CharField(max_length=32, blank=True, default="")
+    bridge_node = models.ForeignKey(BridgeNode, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="calls", help_text="the bridge that carries (carried) it")
     started_at = models.DateTimeField(auto_now_add=True, db_index=True)
     answered_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
