@@ -8,13 +8,13 @@ pipeline can act on (fallback model, apology) without parsing messages.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import AsyncIterator
 
 import httpx
 
 from .base import LLM, LLMError, LLMResult, LLMStream, LLMUsage
+from .reasoning import ThinkFilter, groq_reasoning_args, openai_reasoning_args
 
 
 def _map_error(exc: Exception, provider: str) -> LLMError:
@@ -64,6 +64,7 @@ class _Stream(LLMStream):
         self._create: asyncio.Future | None = None
         self._cancelled = False
         self._started = False
+        self.think = ThinkFilter()  # reasoning that arrives inside content is never yielded
 
     async def __aiter__(self) -> AsyncIterator[str]:
         if self._started:
@@ -98,12 +99,14 @@ class _Stream(LLMStream):
                 choice = chunk.choices[0]
                 if choice.finish_reason:
                     self.result.finish_reason = choice.finish_reason
-                text = getattr(choice.delta, "content", None)  # reasoning deltas are never spoken
+                # delta.reasoning is never read; <think> blocks inside content are dropped, so the
+                # first token (TTFT, the stall deadline) is the first *speakable* text
+                text = self.think.feed(getattr(choice.delta, "content", None) or "")
                 if text:
-                    if self.result.first_token_at is None:
-                        self.result.first_token_at = time.monotonic()
-                    self.result.text += text
-                    yield text
+                    yield self._emit(text)
+            tail = self.think.flush()
+            if tail and not self._cancelled:
+                yield self._emit(tail)
         except Exception as exc:  # noqa: BLE001 - every SDK error becomes a typed LLMError
             if self._cancelled:
                 return
@@ -113,6 +116,12 @@ class _Stream(LLMStream):
         finally:
             self.result.finished_at = time.monotonic()
             await self._close_response()
+
+    def _emit(self, text: str) -> str:
+        if self.result.first_token_at is None:
+            self.result.first_token_at = time.monotonic()
+        self.result.text += text
+        return text
 
     def _usage(self, chunk) -> None:
         usage = getattr(chunk, "usage", None)
@@ -141,9 +150,6 @@ class _Stream(LLMStream):
         if self._create is not None and not self._create.done():
             self._create.cancel()
         await self._close_response()
-
-
-_OPENAI_REASONING = re.compile(r"^(gpt-5|o\d)")
 
 
 class OpenAICompatibleLLM(LLM):
@@ -197,11 +203,8 @@ class GroqLLM(OpenAICompatibleLLM):
         self.client = AsyncGroq(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout)
 
     def request_args(self, temperature: float, max_tokens: int) -> dict:
-        args = super().request_args(temperature, max_tokens)
-        if self.model.startswith("openai/gpt-oss"):
-            # voice: least reasoning latency, and no reasoning text in the stream at all
-            args.update(reasoning_effort="low", include_reasoning=False)
-        return args
+        # reasoning models: least reasoning latency and no reasoning text (see reasoning.py)
+        return {**super().request_args(temperature, max_tokens), **groq_reasoning_args(self.model)}
 
 
 class OpenAILLM(OpenAICompatibleLLM):
@@ -227,9 +230,10 @@ class OpenAILLM(OpenAICompatibleLLM):
 
     def request_args(self, temperature: float, max_tokens: int) -> dict:
         args = {**super().request_args(temperature, max_tokens), "stream_options": {"include_usage": True}}
-        if _OPENAI_REASONING.match(self.model):
+        reasoning = openai_reasoning_args(self.model)
+        if reasoning is not None:
             # reasoning models reject any temperature but the default, and think before the first
             # token: ask for the least thinking a voice turn can afford
             del args["temperature"]
-            args["reasoning_effort"] = "minimal" if self.model.startswith("gpt-5") else "low"
+            args.update(reasoning)
         return args

@@ -14,14 +14,21 @@ Scripting:
 - ``fail``: None, 429 (JSON body + ``retry-after``), 500, 404 (``model_not_found``), "decommissioned"
   (400 ``model_decommissioned``), "stream_error" (an ``error`` object inside the stream after the
   first token), "hang" (headers, then nothing) — or a list of these, one per chat request (last repeated).
-- ``reasoning``: text sent first as ``delta.reasoning`` chunks (as Groq does unless the request
-  says ``include_reasoning: false``).
+- ``reasoning``: the model's thinking, delivered as Groq documents it (console.groq.com/docs/reasoning,
+  groq SDK ``completion_create_params``): gpt-oss in ``delta.reasoning`` unless ``include_reasoning``
+  is false; Qwen3 as ``<think>...</think>`` inside ``content`` by default (``reasoning_format`` raw),
+  in ``delta.reasoning`` with ``parsed``, not at all with ``hidden`` or ``reasoning_effort: none``.
+  The OpenAI routes send it as ``delta.reasoning`` unless ``include_reasoning`` is false.
+  ``think_in_content=True`` puts it in ``content`` whatever the request says (a misbehaving server),
+  cut into 3-character pieces so the tags straddle chunk boundaries.
+- Groq validation as documented: ``reasoning_format`` with ``include_reasoning`` is a 400, and so is a
+  ``reasoning_effort`` the model does not take (gpt-oss: low|medium|high; qwen3: none|default).
 - ``api_key``: answer 401 to any other bearer token. ``models``: what GET /models lists; chat with
   a model not listed gets a 404 ``model_not_found``.
 Usage as each provider sends it: Groq ``x_groq.usage`` on the final chunk; OpenAI a ``choices: []``
 chunk with ``usage`` when ``stream_options.include_usage`` is set.
-Records: ``requests`` (method, path, headers, json, at), ``cancelled`` (streams the client cut off),
-``connections`` (TCP connections accepted).
+Records: ``requests`` (method, path, headers, json, at, conn: which TCP connection), ``cancelled``
+(streams the client cut off), ``connections`` (TCP connections accepted).
 """
 
 from __future__ import annotations
@@ -55,9 +62,11 @@ class FakeOpenAIServer:
         models: list[str] | None = None,
         api_key: str | None = None,
         reasoning: str | None = None,
+        think_in_content: bool = False,
     ) -> None:
         self.reply = reply
         self.reasoning = reasoning
+        self.think_in_content = think_in_content
         self.ttft = ttft_ms / 1000
         self.token_s = token_ms / 1000
         self.fail = fail
@@ -116,8 +125,9 @@ class FakeOpenAIServer:
         task = asyncio.current_task()
         self._tasks.add(task)
         self.connections += 1
+        conn = self.connections
         try:
-            while await self._one_request(reader, writer):
+            while await self._one_request(reader, writer, conn):
                 pass
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
             pass
@@ -131,7 +141,7 @@ class FakeOpenAIServer:
             except (ConnectionError, asyncio.CancelledError):
                 pass
 
-    async def _one_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    async def _one_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: int) -> bool:
         """Serve one request; False when the connection should close."""
         try:
             head = await reader.readuntil(b"\r\n\r\n")
@@ -143,7 +153,8 @@ class FakeOpenAIServer:
         body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
         data = json.loads(body) if body else {}
         self.requests.append(
-            {"method": method, "path": path, "headers": headers, "json": data, "at": time.monotonic()}
+            {"method": method, "path": path, "headers": headers, "json": data, "at": time.monotonic(),
+             "conn": conn}
         )
         path = path.split("?", 1)[0]
         if self.api_key and headers.get("authorization") != f"Bearer {self.api_key}":
@@ -253,6 +264,12 @@ class FakeOpenAIServer:
                 },
             )
             return True
+        problem = self._reasoning_problem(path, data)
+        if problem:
+            await self._json(
+                writer, 400, {"error": {"message": problem, "type": "invalid_request_error"}}
+            )
+            return True
         text = self._reply_for(data.get("messages", []), n)
         if not data.get("stream"):
             choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
@@ -270,6 +287,42 @@ class FakeOpenAIServer:
             )
             return True
         return await self._sse(writer, path, data, text, fail, n)
+
+    @staticmethod
+    def _reasoning_problem(path: str, data: dict) -> str:
+        """Groq's documented 400s for reasoning fields ('' when the request is acceptable)."""
+        if not path.startswith("/openai/"):
+            return ""
+        model = str(data.get("model", ""))
+        fmt, effort = data.get("reasoning_format"), data.get("reasoning_effort")
+        if fmt is not None and "include_reasoning" in data:
+            return "reasoning_format and include_reasoning are mutually exclusive"
+        if fmt is not None and fmt not in ("hidden", "raw", "parsed"):
+            return f"reasoning_format must be hidden, raw or parsed, not {fmt!r}"
+        if effort is not None:
+            allowed = ("low", "medium", "high") if model.startswith("openai/gpt-oss") else (
+                ("none", "default") if model.startswith("qwen/qwen3") else ())
+            if effort not in allowed:
+                return f"reasoning_effort {effort!r} is not supported with model {model}"
+        return ""
+
+    def _reasoning_route(self, path: str, data: dict) -> str:
+        """Where this request's reasoning goes: 'content', 'delta' or 'none'."""
+        if not self.reasoning:
+            return "none"
+        if self.think_in_content:
+            return "content"
+        if not path.startswith("/openai/"):
+            return "none" if data.get("include_reasoning") is False else "delta"
+        model = str(data.get("model", ""))
+        if model.startswith("qwen/qwen3"):
+            if data.get("reasoning_effort") == "none":
+                return "none"
+            fmt = data.get("reasoning_format") or "raw"  # Groq's default for Qwen3
+            return {"raw": "content", "parsed": "delta"}.get(fmt, "none")
+        if data.get("include_reasoning") is False or data.get("reasoning_format") == "hidden":
+            return "none"
+        return "delta"
 
     @staticmethod
     def _usage(data: dict, text: str) -> dict:
@@ -311,9 +364,14 @@ class FakeOpenAIServer:
                 )
             )
             await writer.drain()
-            if self.reasoning and data.get("include_reasoning") is not False:
-                for word in self.reasoning.split():  # Groq's default: reasoning in its own delta field
+            route = self._reasoning_route(path, data)
+            if route == "delta":
+                for word in self.reasoning.split():  # reasoning in its own delta field
                     event(chunk({"reasoning": word + " "}))
+            elif route == "content":  # raw: <think> inside the answer text, cut mid-tag
+                think = f"<think>{self.reasoning}</think>\n\n"
+                for i in range(0, len(think), 3):
+                    event(chunk({"content": think[i : i + 3]}))
             await asyncio.sleep(self.ttft)
             tokens = [w + " " for w in text.split(" ")]
             tokens[-1] = tokens[-1].rstrip(" ")

@@ -204,3 +204,44 @@ async def test_list_models_for_both_providers():
         for llm in clients(srv):
             assert await llm.list_models() == ["openai/gpt-oss-20b", "gpt-4o-mini"]
         assert [r["path"] for r in srv.requests] == ["/openai/v1/models", "/v1/models"]
+
+
+async def test_groq_reasoning_fields_follow_the_docs_per_model():
+    async with FakeOpenAIServer(reply="Yes.", ttft_ms=5) as srv:
+        for model in ("openai/gpt-oss-20b", "openai/gpt-oss-120b", "qwen/qwen3-32b"):
+            llm = track(GroqLLM(api_key="k", model=model, base_url=srv.groq_base_url))
+            assert await drain(llm.stream(MSGS)) == ["Yes."]  # the fake answers 400 to undocumented fields
+        oss, oss120, qwen = (r["json"] for r in srv.chat_requests())
+        assert (oss["reasoning_effort"], oss["include_reasoning"]) == ("low", False) and "reasoning_format" not in oss
+        assert oss120["reasoning_effort"] == "low"
+        assert (qwen["reasoning_format"], qwen["reasoning_effort"]) == ("hidden", "none")
+        assert "include_reasoning" not in qwen  # mutually exclusive with reasoning_format
+
+
+async def test_qwen_think_text_is_requested_hidden_so_none_arrives():
+    """Groq's default for Qwen3 is raw <think> in content; our request asks for none of it."""
+    async with FakeOpenAIServer(reply="Sure, Tuesday works.", reasoning="the user wants Tuesday", ttft_ms=5) as srv:
+        llm = track(GroqLLM(api_key="k", model="qwen/qwen3-32b", base_url=srv.groq_base_url))
+        s = llm.stream(MSGS)
+        assert "".join(await drain(s)) == "Sure, Tuesday works." and s.think.removed_chars == 0
+
+
+@pytest.mark.parametrize("model", ["qwen/qwen3-32b", "openai/gpt-oss-20b"])
+async def test_think_blocks_in_content_are_stripped_across_chunk_boundaries(model):
+    async with FakeOpenAIServer(reply="Sure, Tuesday works.", reasoning="the user <wants> Tuesday, so say yes",
+                                think_in_content=True, ttft_ms=5) as srv:
+        llm = track(GroqLLM(api_key="k", model=model, base_url=srv.groq_base_url))
+        s = llm.stream(MSGS)
+        deltas = await drain(s)
+        assert "".join(deltas) == "Sure, Tuesday works." == s.result.text
+        assert all("think" not in d and "<" not in d for d in deltas)
+        assert s.think.removed_chars > 30
+        assert s.result.first_token_at is not None  # TTFT counts the first speakable token only
+
+
+def test_strip_think_non_streamed_and_unclosed():
+    from aioptions.providers.reasoning import strip_think
+
+    assert strip_think("<think>a\nb</think>\n\nHello. <think>c</think>Bye.") == "Hello. Bye."
+    assert strip_think("Hello <think>never closed") == "Hello "
+    assert strip_think("a < b, <thin") == "a < b, <thin"
