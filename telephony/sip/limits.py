@@ -52,8 +52,8 @@ class RateLimiter:
             self._buckets.move_to_end(key)
             b[0] = min(self.burst, b[0] + max(0.0, now - b[1]) * self.rate)
             b[1] = now
-        if b[0] >= 1.0:
-            b[0] -= 1.0
+        if b[0] >= 1.0 - 1e-9:  # tolerate float rounding in the refill (0.2 s * 5/s = 0.999...)
+            b[0] = max(0.0, b[0] - 1.0)
             return True
         return False
 
