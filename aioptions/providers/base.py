@@ -204,6 +204,11 @@ class TTSUtterance(abc.ABC):
 
     requested_at: float | None = None  # first push() time
     first_audio_at: float | None = None
+    # Providers that can tell where each pushed piece's audio ends set marks_pieces and append to
+    # piece_ends (bytes of audio yielded when piece i was complete). Failover uses it to resume at
+    # the first unplayed piece; without it the pipeline estimates from the speaking rate.
+    marks_pieces: bool = False
+    piece_ends: list[int] = []  # noqa: RUF012 - replaced per instance by providers that mark pieces
 
     @abc.abstractmethod
     async def push(self, text: str) -> None:

@@ -31,6 +31,20 @@ from .base import TTS, AudioFormat, TTSError, TTSUtterance
 log = logging.getLogger(__name__)
 
 PROVIDER = "cartesia"
+# --- wire facts, one place (docs.cartesia.ai) ------------------------------------------------------
+# Cartesia-Version: the API reference lists 2024-06-10, 2024-11-13, 2025-04-16 and 2026-03-01 as the
+# values of this header (e.g. /api-reference/tts/websocket, /api-reference/voices/get). The SDK 4.x
+# default (2026-08-14) is not among them, so it is pinned here and sent on the handshake and on HTTP.
+CARTESIA_VERSION = "2026-03-01"
+# Fields we send on the WebSocket (/api-reference/tts/websocket, /use-the-api/tts-websocket/contexts):
+# context_id, model_id, transcript, voice, output_format, language, continue, max_buffer_delay_ms, flush
+# (a flush after every piece marks where that piece's audio ends: /context-flushing-and-flush-i-ds);
+# and {context_id, cancel} for barge-in. Nothing else.
+
+
+def voice_specifier(voice_id: str) -> dict[str, str]:
+    """The generation request's voice in the documented form (``{"mode": "id", "id": ...}``)."""
+    return {"mode": "id", "id": voice_id}
 _CARTESIA_ENCODING = {"mulaw": "pcm_mulaw", "alaw": "pcm_alaw", "linear16": "pcm_s16le"}
 _SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 _WAKE = object()  # put into a context queue by cancel() to wake a waiting audio() iterator
@@ -114,8 +128,10 @@ class CartesiaTTS(TTS):
                 await _quiet_close(self._conn)
                 self._conn = None
             if self._client is None:
+                # lower-case key: it replaces the SDK's own "cartesia-version" instead of adding a second one
                 self._client = AsyncCartesia(api_key=self._api_key, base_url=self.base_url,
-                                             websocket_base_url=self.ws_url, max_retries=0)
+                                             websocket_base_url=self.ws_url, max_retries=0,
+                                             default_headers={"cartesia-version": CARTESIA_VERSION})
             manager = self._client.tts.websocket_connect()
             try:
                 self._conn = await asyncio.wait_for(manager.enter(), self.connect_timeout_s)
@@ -135,7 +151,7 @@ class CartesiaTTS(TTS):
     async def utterance(self, fmt: AudioFormat) -> CartesiaUtterance:
         fmt_dict = output_format(fmt)
         conn = await self.connect()
-        ctx = conn.context(model_id=self.model, voice=self.voice_id, language=self.language,
+        ctx = conn.context(model_id=self.model, voice=voice_specifier(self.voice_id), language=self.language,
                            output_format=fmt_dict, max_buffer_delay_ms=self.max_buffer_delay_ms)
         utt = CartesiaUtterance(conn, ctx, fmt, idle_timeout_s=self.idle_timeout_s)
         self._live.add(utt)
@@ -184,10 +200,17 @@ class CartesiaTTS(TTS):
 
 
 class CartesiaUtterance(TTSUtterance):
-    """One Cartesia context: push pieces, finish, iterate audio, or cancel (barge-in)."""
+    """One Cartesia context: push pieces, finish, iterate audio, or cancel (barge-in).
+
+    Every push is followed by a flush, so each ``flush_done`` marks the end of one piece's audio in
+    the stream (``piece_ends``): a failover can then resume at the first piece not yet played."""
+
+    marks_pieces = True
 
     def __init__(self, conn: Any, ctx: Any, fmt: AudioFormat, *, idle_timeout_s: float) -> None:
         self.fmt = fmt
+        self.piece_ends = []
+        self._yielded = 0
         self.requested_at = None
         self.first_audio_at = None
         self.finished_at: float | None = None
@@ -223,6 +246,7 @@ class CartesiaUtterance(TTSUtterance):
             self.requested_at = time.monotonic()
         self._pushed = True
         await self._send(self._ctx.push(text))
+        await self._send(self._ctx.push("", flush=True))  # {"transcript": "", "continue": true, "flush": true}
 
     async def finish(self) -> None:
         if self._finished or self._cancelled or self._done:
@@ -276,7 +300,10 @@ class CartesiaUtterance(TTSUtterance):
                 if data:
                     if self.first_audio_at is None:  # normally already stamped on arrival
                         self.first_audio_at = time.monotonic()
+                    self._yielded += len(data)
                     yield data
+            elif etype == "flush_done":
+                self.piece_ends.append(self._yielded)  # everything yielded so far belongs to earlier pieces
             elif etype == "done":
                 self._finish_context()
                 return

@@ -23,6 +23,7 @@ import zlib
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -118,6 +119,14 @@ def dominant_frequency(pcm: np.ndarray, rate: int) -> float:
 
 
 # --- the server ------------------------------------------------------------------------------------
+# What Cartesia documents (docs.cartesia.ai/api-reference/tts/websocket and the Cartesia-Version
+# header of every API reference page); the fake refuses anything else, so a client that drifts from
+# the docs fails here rather than in production.
+DOCUMENTED_VERSIONS = ("2024-06-10", "2024-11-13", "2025-04-16", "2026-03-01")
+GENERATION_FIELDS = {"context_id", "model_id", "transcript", "voice", "output_format", "language", "continue",
+                     "max_buffer_delay_ms", "add_timestamps", "add_phoneme_timestamps",
+                     "use_normalized_timestamps", "flush", "generation_config", "pronunciation_dict_id"}
+CANCEL_FIELDS = {"context_id", "cancel"}
 ENCODINGS = {"pcm_s16le", "pcm_f32le", "pcm_mulaw", "pcm_alaw"}
 SAMPLE_RATES = {8000, 16000, 22050, 24000, 44100, 48000}
 _END, _FLUSH = object(), object()
@@ -154,14 +163,17 @@ class FakeCartesiaServer:
     - ``handshake_status``: reply to every handshake with this HTTP status (401, 429, 500...).
     - ``api_key``: if set, a handshake with another ``Authorization: Bearer`` gets 401.
     - ``error_voices``: ``{voice_id: (status_code, error_code, message)}`` -> in-band ``error``.
-    - ``close_after_chunks``: close the socket (1011) after sending this many chunks on it.
+    - ``close_after_chunks``: close the socket (1011) after sending this many chunks on it; with
+      ``close_on_text``, count only the chunks of the first context whose text contains it (and
+      refuse later handshakes with ``reconnect_status`` if set: the provider stays down).
     """
 
     def __init__(self, *, ttfb_ms: float = 90.0, ms_per_char: float = 60.0,
                  max_ms_per_transcript: float = 8000.0, chunk_ms: float = 40.0, speedup: float = 4.0,
                  handshake_status: int | None = None,
                  api_key: str | None = None, error_voices: dict[str, tuple[int, str, str]] | None = None,
-                 close_after_chunks: int | None = None) -> None:
+                 close_after_chunks: int | None = None, close_on_text: str | None = None,
+                 reconnect_status: int | None = None) -> None:
         self.ttfb_ms = ttfb_ms
         self.ms_per_char = ms_per_char
         self.max_ms_per_transcript = max_ms_per_transcript
@@ -171,6 +183,9 @@ class FakeCartesiaServer:
         self.api_key = api_key
         self.error_voices: dict[str, tuple[int, str, str]] = dict(error_voices or {})
         self.close_after_chunks = close_after_chunks
+        self.close_on_text = close_on_text
+        self.reconnect_status = reconnect_status
+        self.dropped = False  # an injected close happened
         # request logs
         self.handshakes: list[dict[str, str | None]] = []  # accepted and rejected, in order
         self.messages: list[tuple[int, dict[str, Any]]] = []  # (connection index, JSON message)
@@ -216,6 +231,13 @@ class FakeCartesiaServer:
     def messages_for(self, context_id: str) -> list[dict[str, Any]]:
         return [m for _, m in self.messages if m.get("context_id") == context_id]
 
+    def _should_drop(self, ctx: FakeContext, sent_on_conn: int) -> bool:
+        if self.close_after_chunks is None or self.dropped:
+            return False
+        if self.close_on_text is None:
+            return sent_on_conn >= self.close_after_chunks
+        return self.close_on_text in "".join(ctx.transcripts) and ctx.chunks_sent >= self.close_after_chunks
+
     # HTTP side: handshake checks and GET /voices
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
@@ -230,8 +252,13 @@ class FakeCartesiaServer:
         status = self.handshake_status
         if status is None and self.api_key is not None and auth != f"Bearer {self.api_key}":
             status = 401
+        version = request.headers.get("cartesia-version")
+        query_version = parse_qs(urlparse(request.path).query).get("cartesia_version")
+        version = query_version[0] if query_version else version  # the query parameter wins (docs)
+        if status is None and version not in DOCUMENTED_VERSIONS:
+            status = 400
         self.handshakes.append({"path": request.path, "authorization": auth,
-                                "cartesia_version": request.headers.get("cartesia-version"),
+                                "cartesia_version": version,
                                 "user_agent": request.headers.get("User-Agent"),
                                 "status": str(status or 101)})
         if status is not None:
@@ -268,6 +295,10 @@ class FakeCartesiaServer:
             await _send(ws, _error(None, 400, "missing_context_id", "context_id is required"))
             return
         ctx = self.contexts.get(cid)
+        unknown = set(msg) - (CANCEL_FIELDS if "cancel" in msg else GENERATION_FIELDS)
+        if unknown:
+            await _send(ws, _error(cid, 400, "invalid_request", f"unknown fields {sorted(unknown)}"))
+            return
         if msg.get("cancel"):
             if ctx is not None and not ctx.cancelled:
                 ctx.cancelled = True
@@ -279,7 +310,7 @@ class FakeCartesiaServer:
             if problem:
                 await _send(ws, _error(cid, 400, "invalid_request", problem))
                 return
-            voice = msg["voice"] if isinstance(msg["voice"], str) else msg["voice"]["id"]
+            voice = msg["voice"]["id"]
             ctx = FakeContext(cid, idx, voice, msg["model_id"], dict(msg["output_format"]),
                               msg.get("language"))
             self.contexts[cid] = ctx
@@ -347,7 +378,10 @@ class FakeCartesiaServer:
                             await asyncio.sleep(delay)
                     data = encode(tone(freq, n, rate, samples), enc)
                     samples += n
-                    if self.close_after_chunks is not None and sent[0] >= self.close_after_chunks:
+                    if self._should_drop(ctx, sent[0]):
+                        self.dropped = True
+                        if self.reconnect_status is not None:
+                            self.handshake_status = self.reconnect_status
                         await ws.close(code=1011, reason="fake: injected close")
                         return
                     await _send(ws, {"type": "chunk", "context_id": ctx.context_id, "done": False,
@@ -367,8 +401,9 @@ def _validate_request(msg: dict[str, Any]) -> str:
     if not msg.get("model_id"):
         return "model_id is required"
     voice = msg.get("voice")
-    if not (isinstance(voice, str) and voice) and not (isinstance(voice, dict) and voice.get("id")):
-        return "voice must be an id string or {'id': ...}"
+    if not (isinstance(voice, dict) and voice.get("mode") == "id" and isinstance(voice.get("id"), str)
+            and voice["id"] and set(voice) == {"mode", "id"}):
+        return "voice must be {'mode': 'id', 'id': <voice id>}"
     fmt = msg.get("output_format")
     if not isinstance(fmt, dict) or fmt.get("container") != "raw":
         return "output_format.container must be 'raw' on the WebSocket"

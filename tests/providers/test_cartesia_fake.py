@@ -26,10 +26,12 @@ from tests.fakes.cartesia_server import (
 )
 
 FMT = {"container": "raw", "encoding": "pcm_mulaw", "sample_rate": 8000}
+V1 = {"mode": "id", "id": "v1"}
+URL = "/tts/websocket?cartesia_version=2026-03-01"
 
 
 def req(cid: str, transcript: str, cont: bool, **extra) -> str:
-    return json.dumps({"context_id": cid, "model_id": "sonic-3", "voice": "v1", "output_format": FMT,
+    return json.dumps({"context_id": cid, "model_id": "sonic-3", "voice": V1, "output_format": FMT,
                        "transcript": transcript, "continue": cont, **extra})
 
 
@@ -46,10 +48,10 @@ async def recv_until(ws, stop_type: str, limit: int = 500) -> list[dict]:
 
 async def test_flush_done_and_done_with_real_audio():
     async with FakeCartesiaServer(ttfb_ms=10, speedup=0) as srv:
-        async with connect(f"{srv.ws_url}/tts/websocket") as ws:
+        async with connect(f"{srv.ws_url}{URL}") as ws:
             await ws.send(req("c1", "Hello, ", True))
             await ws.send(json.dumps({"context_id": "c1", "transcript": "", "continue": True, "flush": True,
-                                      "model_id": "sonic-3", "voice": "v1", "output_format": FMT}))
+                                      "model_id": "sonic-3", "voice": V1, "output_format": FMT}))
             got = await recv_until(ws, "flush_done")
             assert got[-1] == {"type": "flush_done", "context_id": "c1", "done": False, "flush_done": True,
                                "flush_id": 1, "status_code": 206}
@@ -70,8 +72,8 @@ async def test_flush_done_and_done_with_real_audio():
     ({"container": "raw", "encoding": "pcm_mulaw", "sample_rate": 11025}, "sample_rate")])
 async def test_invalid_output_format_is_an_inband_400(fmt, needle):
     async with FakeCartesiaServer() as srv:
-        async with connect(f"{srv.ws_url}/tts/websocket") as ws:
-            await ws.send(json.dumps({"context_id": "x", "model_id": "sonic-3", "voice": "v1",
+        async with connect(f"{srv.ws_url}{URL}") as ws:
+            await ws.send(json.dumps({"context_id": "x", "model_id": "sonic-3", "voice": V1,
                                       "output_format": fmt, "transcript": "Hi", "continue": False}))
             [err] = await recv_until(ws, "error")
     assert err["status_code"] == 400 and needle in err["message"] and err["context_id"] == "x"
@@ -79,7 +81,7 @@ async def test_invalid_output_format_is_an_inband_400(fmt, needle):
 
 async def test_input_after_continue_false_is_rejected():
     async with FakeCartesiaServer(ttfb_ms=0, speedup=0) as srv:
-        async with connect(f"{srv.ws_url}/tts/websocket") as ws:
+        async with connect(f"{srv.ws_url}{URL}") as ws:
             await ws.send(req("c", "One.", False))
             await recv_until(ws, "done")
             await ws.send(req("c", "Two.", True))
@@ -89,7 +91,7 @@ async def test_input_after_continue_false_is_rejected():
 
 async def test_voices_endpoint_through_the_sdk():
     async with FakeCartesiaServer(ttfb_ms=0, speedup=0) as srv:
-        async with connect(f"{srv.ws_url}/tts/websocket") as ws:
+        async with connect(f"{srv.ws_url}{URL}") as ws:
             await ws.send(req("c", "Hi.", False))
             await recv_until(ws, "done")
         client = AsyncCartesia(api_key="k", base_url=srv.http_url, websocket_base_url=srv.ws_url,
@@ -105,3 +107,30 @@ def test_g711_twins_round_trip():
     for enc, dec in ((ulaw_encode, ulaw_decode), (alaw_encode, alaw_decode)):
         back = dec(enc(pcm)).astype(np.int32)
         assert np.max(np.abs(back - pcm)) <= max(16, int(np.max(np.abs(pcm)) * 0.07))
+
+
+@pytest.mark.parametrize("version", [None, "2026-08-14", "2099-01-01"])
+async def test_undocumented_or_missing_version_is_refused_at_the_handshake(version):
+    from websockets.exceptions import InvalidStatus
+
+    async with FakeCartesiaServer() as srv:
+        url = f"{srv.ws_url}/tts/websocket" + (f"?cartesia_version={version}" if version else "")
+        with pytest.raises(InvalidStatus) as info:
+            async with connect(url):
+                pass
+    assert info.value.response.status_code == 400
+
+
+@pytest.mark.parametrize(("message", "needle"), [
+    ({"voice": "v1"}, "voice"),  # a bare id string is not the documented form
+    ({"voice": {"id": "v1"}}, "voice"),
+    ({"voice": {"mode": "id", "id": "v1", "embedding": [0.1]}}, "voice"),
+    ({"speed_hint": 1}, "unknown fields"),
+])
+async def test_undocumented_request_shapes_are_an_inband_400(message, needle):
+    async with FakeCartesiaServer() as srv:
+        async with connect(f"{srv.ws_url}{URL}") as ws:
+            await ws.send(json.dumps({"context_id": "x", "model_id": "sonic-3", "voice": V1, "output_format": FMT,
+                                      "transcript": "Hi", "continue": False, **message}))
+            [err] = await recv_until(ws, "error")
+    assert err["status_code"] == 400 and needle in err["message"]

@@ -39,17 +39,33 @@ async def test_pieces_are_continue_messages_on_one_context(fake):
     utt, chunks = await speak(tts, ["Hello there, ", "how are you ", "today?"])
     await tts.aclose()
     msgs = fake.messages_for(utt.context_id)
-    assert [m["transcript"] for m in msgs] == ["Hello there, ", "how are you ", "today?", ""]
-    assert [m["continue"] for m in msgs] == [True, True, True, False]
+    # every piece is followed by a flush, which marks where its audio ends
+    assert [m["transcript"] for m in msgs] == ["Hello there, ", "", "how are you ", "", "today?", "", ""]
+    assert [m.get("flush", False) for m in msgs] == [False, True, False, True, False, True, False]
+    assert [m["continue"] for m in msgs] == [True] * 6 + [False]
     first = msgs[0]
-    assert first["model_id"] == "sonic-3" and first["voice"] == VOICE and first["language"] == "en"
+    assert first["model_id"] == "sonic-3" and first["language"] == "en"
+    assert all(m["voice"] == {"mode": "id", "id": VOICE} for m in msgs)  # the documented voice specifier
     assert first["output_format"] == {"container": "raw", "encoding": "pcm_mulaw", "sample_rate": 8000}
     assert first["max_buffer_delay_ms"] == 200
+    documented = {"context_id", "model_id", "transcript", "voice", "output_format", "language", "continue",
+                  "max_buffer_delay_ms", "flush"}
+    assert all(set(m) <= documented for m in msgs), [set(m) - documented for m in msgs]
     assert {m["context_id"] for _, m in fake.messages} == {utt.context_id}
     hs = fake.handshakes[0]
-    assert hs["authorization"] == f"Bearer {KEY}" and hs["cartesia_version"] == "2026-08-14"
+    assert hs["authorization"] == f"Bearer {KEY}" and hs["cartesia_version"] == "2026-03-01"
     assert hs["path"].startswith("/tts/websocket")
     assert chunks and fake.contexts[utt.context_id].done_sent
+
+
+async def test_piece_ends_mark_where_each_pieces_audio_ends(fake):
+    tts = make_tts(fake)
+    pieces = ["Hello there, ", "how are you ", "today?"]
+    utt, chunks = await speak(tts, pieces)
+    await tts.aclose()
+    per_char = int(8000 * fake.ms_per_char / 1000)
+    ends = [sum(len(p) for p in pieces[: i + 1]) * per_char for i in range(3)]
+    assert utt.marks_pieces and utt.piece_ends == ends and len(b"".join(chunks)) == ends[-1]
 
 
 @pytest.mark.parametrize("fmt", [MULAW_8K, ALAW_8K, PCM_16K, AudioFormat("linear16", 24000)])
@@ -223,7 +239,7 @@ async def test_synthesize_for_previews(fake):
     freq = dominant_frequency(decode(audio, "pcm_s16le"), 16000)
     assert freq == pytest.approx(voice_frequency(VOICE), abs=2)
     ctx = next(iter(fake.contexts.values()))
-    assert ctx.transcripts == [text, ""] and ctx.continues == [True, False]
+    assert ctx.transcripts == [text, "", ""] and ctx.continues == [True, True, False]  # text, flush, end
     with pytest.raises(ValueError):
         await tts.synthesize("   ", PCM_16K)
     with pytest.raises(ValueError):
