@@ -149,6 +149,18 @@ SIP_PORT = int(os.environ.get("SIP_PORT", "5060"))
 SIP_RTP_PORTS = os.environ.get("SIP_RTP_PORTS", "10000-20000")
 SIP_RTP_TIMEOUT_S = float(os.environ.get("SIP_RTP_TIMEOUT_S", "30"))
 SIP_REALM = os.environ.get("SIP_REALM", "talky")
+# Address SDP c=/o=, Contact and Via carry (an IP literal: the public/LAN address behind NAT).
+# Empty = the address each request arrived on.
+SIP_ADVERTISE = os.environ.get("SIP_ADVERTISE", "")
+SIP_HOLD_TIMEOUT_S = float(os.environ.get("SIP_HOLD_TIMEOUT_S", "600"))  # held call with no media ends
+SIP_TRUSTED_IPS = os.environ.get("SIP_TRUSTED_IPS", "")  # comma list of IPs/CIDRs exempt from abuse limits
+SIP_INVITE_RATE = float(os.environ.get("SIP_INVITE_RATE", "5"))  # new INVITEs per second per source IP
+SIP_INVITE_BURST = int(os.environ.get("SIP_INVITE_BURST", "10"))
+SIP_MAX_CALLS_PER_SOURCE = int(os.environ.get("SIP_MAX_CALLS_PER_SOURCE", "10"))
+SIP_AUTH_FAIL_LIMIT = int(os.environ.get("SIP_AUTH_FAIL_LIMIT", "5"))  # wrong answers in 10 min -> lockout
+SIP_AUTH_LOCKOUT_S = float(os.environ.get("SIP_AUTH_LOCKOUT_S", "600"))
+# A bridge whose heartbeat is older than this is dead: the next bridge to start finalises its calls.
+SIP_NODE_TIMEOUT_S = float(os.environ.get("SIP_NODE_TIMEOUT_S", "15"))
 
 LOGGING = {
     "version": 1,

@@ -1,6 +1,7 @@
 """Runs the SIP gateway with Django: Call rows at call start/answer/end, campaign routing, SIP
-accounts. The only telephony module besides the pipeline store that touches the ORM, always
-through services/selectors in a worker thread, never on the packet path.
+accounts (applied live), this process's BridgeNode row and crash recovery. The only telephony
+module besides the pipeline store that touches the ORM, always through services/selectors in a
+worker thread, never on the packet path.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from pathlib import Path
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from telephony import selectors, services
+from telephony import services
 from telephony.agents import AGENTS
+from telephony.bridge.accounts import LiveAccounts
+from telephony.bridge.config import build_policy, is_loopback, parse_advertise
+from telephony.bridge.node import BridgeNodeLease
 from telephony.media.call import CallInfo, LiveCall
 from telephony.media.gateway import GatewayHooks, SIPMediaGateway
+from telephony.sip.policy import SipPolicy
 
 log = logging.getLogger("telephony.bridge")
 
@@ -42,31 +47,54 @@ def bridge_process_status() -> dict | None:
     return {**data, "where": "run_sip_bridge process"}
 
 
+def _write_status_file(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, default=str))
+    tmp.replace(path)
+
+
 class BridgeRunner:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 5060, rtp_ports: tuple[int, int] = (10000, 20000),
                  agent: str = "echo", max_calls: int = 100, ring_ms: int = 0, rtp_timeout_s: float | None = None,
-                 agent_options: dict | None = None, publish_heartbeat: bool = False) -> None:
+                 agent_options: dict | None = None, publish_heartbeat: bool = False,
+                 advertise: str | None = None, hold_timeout_s: float | None = None,
+                 trusted: str | list[str] | None = None, policy: SipPolicy | None = None,
+                 accounts_poll_s: float = 2.0, node_beat_s: float = 2.0) -> None:
+        """advertise/hold_timeout_s/trusted default to the SIP_* settings; a bad value raises
+        ValueError (the command turns it into a CommandError)."""
         self.publish_heartbeat = publish_heartbeat
         self._beat: asyncio.Task | None = None
         if agent not in AGENTS:
             raise ValueError(f"unknown agent {agent!r} (known: {', '.join(sorted(AGENTS))})")
         self.agent = agent
         self.agent_options = {"cache_dir": Path(settings.MEDIA_ROOT) / "greetings", **(agent_options or {})}
-        self._accounts: dict[str, str] = {}
-        self._accounts_at = 0.0
+        self.advertise = parse_advertise(settings.SIP_ADVERTISE if advertise is None else advertise)
+        self.policy = policy or build_policy(trusted=trusted, hold_timeout_s=hold_timeout_s)
+        self.accounts = LiveAccounts(loopback=is_loopback(host), poll_s=accounts_poll_s)
+        self.node = BridgeNodeLease(host=host, port=port, advertised=self.advertise, beat_s=node_beat_s)
         hooks = GatewayHooks(on_call_started=self._started, on_call_answered=self._answered,
-                             on_call_ended=self._ended, lookup_ha1=self._ha1, open_mode=self._open_mode)
+                             on_call_ended=self._ended, lookup_ha1=self.accounts.ha1,
+                             open_mode=self.accounts.open_mode)
         self.gateway = SIPMediaGateway(
             host=host, port=port, rtp_ports=rtp_ports, agent_factory=self._make_agent, hooks=hooks,
             max_calls=max_calls, rtp_timeout_s=rtp_timeout_s or settings.SIP_RTP_TIMEOUT_S, ring_ms=ring_ms,
-            realm=settings.SIP_REALM, recordings_dir=Path(settings.MEDIA_ROOT) / "recordings")
+            realm=settings.SIP_REALM, recordings_dir=Path(settings.MEDIA_ROOT) / "recordings",
+            policy=self.policy, advertise=self.advertise)
 
     async def start(self) -> None:
-        if self.gateway.host not in ("127.0.0.1", "localhost", "::1"):
-            log.warning("SIP bridge bound to %s: reachable from the network. Create SIP accounts (admin) so "
-                        "strangers cannot place calls on your AI/provider bill (toll fraud).", self.gateway.host)
-        await self._refresh_accounts(force=True)
-        await self.gateway.start()
+        """Load accounts, claim a node row and finalise what dead bridges left open, then listen."""
+        if not is_loopback(self.gateway.host):
+            log.warning("SIP bridge bound to %s: reachable from the network. Only SIP accounts (admin) may "
+                        "place calls; with none, every call is refused.", self.gateway.host)
+        await self.accounts.start()
+        try:
+            await self.gateway.start()
+            await self.node.start(port=self.gateway.port)  # the real port when 0 was asked for
+        except BaseException:
+            await self.accounts.stop()
+            if self.gateway.transport is not None:
+                await self.gateway.aclose()
+            raise
         if self.agent == "pipeline" and not settings.DEEPGRAM_API_KEY:
             # no Flux key: calls use the offline recogniser; load Whisper now, not on the first call
             from aioptions.providers.offline_stt import warm_up
@@ -75,48 +103,47 @@ class BridgeRunner:
             log.info("offline recogniser loaded (no DEEPGRAM_API_KEY)")
         if self.publish_heartbeat:
             self._beat = asyncio.create_task(self._heartbeat())
-        log.info("agent: %s; SIP auth: %s", self.agent,
-                 "open (no SIP accounts configured)" if not self._accounts else f"{len(self._accounts)} account(s)")
+        log.info("agent: %s; node %s; SIP auth: %s", self.agent, self.node.name, self.accounts.mode)
+
+    @property
+    def recovered(self) -> int:
+        """Calls of dead bridges this bridge finalised at start."""
+        return self.node.recovered
 
     async def stop(self) -> None:
         if self._beat is not None:
             self._beat.cancel()
-        await self.gateway.aclose()
-        heartbeat_path().unlink(missing_ok=True)
+        await self.accounts.stop()
+        await self.gateway.aclose()  # finalises every call of ours first ...
+        await self.node.stop()  # ... so a stopped node never leaves an open row behind
+        if self.publish_heartbeat:
+            await asyncio.to_thread(heartbeat_path().unlink, missing_ok=True)
 
     async def _heartbeat(self) -> None:
         """Let a web process in another process see this bridge (GET /api/v1/sip/status)."""
         path = heartbeat_path()
         while True:
             data = {**self.status(), "pid": os.getpid(), "at": time.time()}
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data))
-            tmp.replace(path)
+            try:
+                await asyncio.to_thread(_write_status_file, path, data)
+            except OSError as exc:
+                log.warning("cannot write %s: %s", path, exc)
             await asyncio.sleep(2.0)
 
     # --- hooks ----------------------------------------------------------------------------
     def _make_agent(self, call: LiveCall):
         return AGENTS[self.agent](call, self.agent_options)
 
-    async def _refresh_accounts(self, force: bool = False) -> None:
-        if force or time.monotonic() - self._accounts_at > 10:
-            self._accounts = await sync_to_async(selectors.sip_accounts_ha1)()
-            self._accounts_at = time.monotonic()
-
-    def _ha1(self, user: str) -> str | None:
-        asyncio.get_running_loop().create_task(self._refresh_accounts())  # picked up on the next request
-        return self._accounts.get(user)
-
-    def _open_mode(self) -> bool:
-        return not self._accounts
-
     async def _started(self, info: CallInfo) -> dict:
         return await sync_to_async(services.start_call)(sip_call_id=info.call_id, caller_uri=info.caller_uri,
-                                                        dialed=info.dialed_user, codec=info.codec, agent=self.agent)
+                                                        dialed=info.dialed_user, codec=info.codec, agent=self.agent,
+                                                        bridge_node=self.node.id)
 
     async def _answered(self, call: LiveCall) -> None:
         if call.record_id:
-            await sync_to_async(services.mark_answered)(call.record_id)
+            recorder = getattr(call.session, "recorder", None)
+            await sync_to_async(services.mark_answered)(call.record_id,
+                                                        recording=recorder.path if recorder else None)
 
     async def _ended(self, call: LiveCall, stats: dict, recording: Path | None) -> None:
         if call.record_id is None:
@@ -128,5 +155,8 @@ class BridgeRunner:
             log.error("call %s: Call record %s was not finalised", call.call_id, call.record_id)
 
     def status(self) -> dict:
-        return {"status": "running", "host": self.gateway.host, "port": self.gateway.port,
-                "calls": self.gateway.active_calls, "agent": self.agent, **self.gateway.stats}
+        gw = self.gateway
+        return {"status": "running", "host": gw.host, "port": gw.port,
+                "bind": f"{gw.host}:{gw.port}", "advertised": getattr(gw, "advertised", self.advertise),
+                "node": self.node.name, "auth": self.accounts.mode,
+                "calls": gw.active_calls, "agent": self.agent, **gw.stats}

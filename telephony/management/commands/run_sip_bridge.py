@@ -33,20 +33,33 @@ class Command(BaseCommand):
         parser.add_argument("--agent", default="echo")
         parser.add_argument("--ring-ms", type=int, default=0, help="ring this long before answering")
         parser.add_argument("--rtp-timeout", type=float, default=settings.SIP_RTP_TIMEOUT_S)
+        parser.add_argument("--advertise", metavar="ADDR", default=settings.SIP_ADVERTISE,
+                            help="IP address put in SDP c=/o=, Contact and Via (the public or LAN address "
+                                 "phones reach; no hostnames). Default: the address each request arrived on")
+        parser.add_argument("--hold-timeout", metavar="SECONDS", type=float, default=settings.SIP_HOLD_TIMEOUT_S,
+                            help="end a call on hold with no media after this long")
+        parser.add_argument("--trusted", metavar="LIST", default=settings.SIP_TRUSTED_IPS,
+                            help="comma list of IPs/CIDRs exempt from the per-source abuse limits "
+                                 "(a proxy in front, a trunk)")
 
     def handle(self, *args, **opts):
+        from telephony.bridge.config import build_policy, parse_advertise
         from telephony.bridge.runner import BridgeRunner
-        from telephony.services import finish_open_calls
 
         if opts["agent"] not in AGENTS:
             raise CommandError(f"unknown agent {opts['agent']!r} (known: {', '.join(sorted(AGENTS))})")
+        try:
+            advertise = parse_advertise(opts["advertise"])
+            policy = build_policy(trusted=opts["trusted"], hold_timeout_s=opts["hold_timeout"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         logging.getLogger("telephony").setLevel(logging.INFO)
-        stale = finish_open_calls("shutdown")
-        if stale:
-            self.stdout.write(f"finalised {stale} call(s) left open by a previous bridge")
+        # Calls a dead bridge left open are finalised by the runner at start ("bridge lost"); the
+        # open calls of other live bridges on this database are left alone.
         runner = BridgeRunner(host=opts["host"], port=opts["port"], rtp_ports=parse_range(opts["rtp_ports"]),
                               agent=opts["agent"], max_calls=opts["max_calls"], ring_ms=opts["ring_ms"],
-                              rtp_timeout_s=opts["rtp_timeout"], publish_heartbeat=True)
+                              rtp_timeout_s=opts["rtp_timeout"], publish_heartbeat=True,
+                              advertise=advertise or "", policy=policy)
         try:
             asyncio.run(self._serve(runner))
         except OSError as exc:
@@ -59,6 +72,8 @@ class Command(BaseCommand):
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await runner.start()
+        if runner.recovered:
+            self.stdout.write(f"finalised {runner.recovered} call(s) left open by a bridge that died")
         await stop.wait()
         logging.getLogger("telephony.bridge").info("stopping: sending BYE to %d active call(s)",
                                                    runner.gateway.active_calls)

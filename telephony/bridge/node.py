@@ -1,0 +1,104 @@
+"""This bridge process as a BridgeNode row: registered on start, heartbeat every ``beat_s`` (off the
+event loop), marked stopped on a clean stop.
+
+The row is what makes crash recovery safe with several bridges on one database: every Call row
+names the node carrying it, and a starting bridge finalises only the open calls of nodes whose
+heartbeat is older than ``SIP_NODE_TIMEOUT_S`` (or of no node), never those of a live bridge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from telephony import services
+
+log = logging.getLogger("telephony.bridge")
+
+
+def node_name() -> str:
+    """host-pid-random: unique per start even where every container's bridge is pid 1."""
+    return f"{socket.gethostname()[:80]}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+class BridgeNodeLease:
+    """Register / heartbeat / stop this bridge's node row; finalise the calls of dead ones."""
+
+    def __init__(self, *, host: str, port: int, advertised: str | None = None, beat_s: float = 2.0,
+                 timeout_s: float | None = None) -> None:
+        self.host, self.port, self.advertised = host, port, advertised or ""
+        self.beat_s = beat_s
+        self.timeout_s = settings.SIP_NODE_TIMEOUT_S if timeout_s is None else timeout_s
+        self.hostname = socket.gethostname()[:128]
+        self.name = node_name()
+        self.id: int | None = None
+        self.recovered = 0
+        self._task: asyncio.Task | None = None
+        self._failing = False
+
+    async def start(self, *, port: int | None = None) -> None:
+        """Register, then finalise the calls dead bridges left open (ours excluded)."""
+        if port is not None:
+            self.port = port
+        self.id = await sync_to_async(services.register_node)(name=self.name, host=self.host, sip_port=self.port,
+                                                              pid=os.getpid(), advertised=self.advertised,
+                                                              hostname=self.hostname)
+        self.recovered = await self.recover()
+        if self.recovered:
+            log.warning("finalised %d call(s) left open by a bridge that died (end reason: bridge lost)",
+                        self.recovered)
+        await sync_to_async(services.prune_dead_nodes)()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def recover(self) -> int:
+        """Every open call no live bridge owns (run once, at start: it scans the open calls)."""
+        return await sync_to_async(services.recover_orphaned_calls)(timeout_s=self.timeout_s, exclude_node=self.id,
+                                                                    hostname=self.hostname)
+
+    async def reap(self) -> int:
+        """Calls of bridges that died since (run every beat: one small query over the node table)."""
+        n = await sync_to_async(services.reap_dead_nodes)(timeout_s=self.timeout_s, exclude_node=self.id,
+                                                          hostname=self.hostname)
+        if n:
+            log.warning("another bridge died: finalised %d of its call(s) (bridge lost)", n)
+        return n
+
+    async def beat(self) -> bool:
+        """One heartbeat. False (logged once) if our row was marked stopped or removed."""
+        assert self.id is not None
+        ok = await sync_to_async(services.heartbeat_node)(self.id)
+        if not ok and not self._failing:
+            log.error("bridge node %s is marked stopped in the database: another bridge may have "
+                      "finalised its calls (heartbeat stalled longer than %.0f s?)", self.name, self.timeout_s)
+        self._failing = not ok
+        return ok
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.beat_s)
+            try:
+                if await self.beat():
+                    await self.reap()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the database may be away for a while; keep beating
+                if not self._failing:
+                    log.exception("bridge node heartbeat failed")
+                self._failing = True
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self.id is not None:
+            try:
+                await sync_to_async(services.stop_node)(self.id)
+            except Exception:  # noqa: BLE001 - stopping must finish; the heartbeat timeout covers it
+                log.exception("could not mark bridge node %s stopped", self.name)
