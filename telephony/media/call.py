@@ -49,6 +49,10 @@ class LiveCall:
     def _on_dtmf(self, digit: str) -> None:
         self._events.put_nowait(DtmfEvent(digit, time.monotonic()))
 
+    def dtmf(self, digit: str) -> None:
+        """A digit that came by signalling (SIP INFO) rather than RFC 4733: the agent sees the same event."""
+        self._on_dtmf(digit)
+
     def mark_ended(self, reason: str) -> None:
         if self.ended.is_set():
             return

@@ -25,14 +25,34 @@ class GatewayHooks:
 
 @dataclass
 class Dialog:
-    call: LiveCall
+    """One INVITE dialog, identified by Call-ID + the caller's From tag + our To tag.
+
+    Created (state "early") the moment an INVITE is accepted for set-up, before any await, so a
+    duplicate INVITE can never create a second dialog for the same Call-ID.
+    """
+
     invite: SipMessage
-    src: tuple[str, int]
-    to_tag: str
+    src: tuple[str, int]  # where the INVITE came from: replies and our BYE go here
+    to_tag: str  # ours
+    remote_tag: str  # the caller's From tag
+    local_addr: str  # the address we advertise in SDP/Contact for this call
+    call: LiveCall | None = None  # None while the RTP session is being opened
     local_seq: int = 1
+    remote_cseq: int = 0  # in-dialog requests must count up (RFC 3261 12.2.2): an old one is a replay
     state: str = "early"  # early -> answered (200 sent) -> confirmed (ACK) -> ended
     last_response: bytes = b""
     agent_task: asyncio.Task | None = None
     tasks: list = field(default_factory=list)
     recorder: StereoRecorder | None = None
     ack_event: asyncio.Event = field(default_factory=asyncio.Event)
+    # media supervision (gateway clock): held calls get the hold timeout instead of the RTP timeout
+    media_since: float = 0.0  # when inbound media became expected (answer, or resume from hold)
+    held_since: float | None = None
+    # RFC 4028 session timer, when the caller asked for one and refreshes it
+    session_expires: int | None = None
+    session_deadline: float | None = None
+    # our SDP: o= session id and version, bumped only when the answer's media description changes
+    sdp_session: int = 0
+    sdp_version: int = 1
+    sdp_media: bytes = b""
+    exempt_ip: bool = False  # counted in the gateway's established-peer set (pike exemption)

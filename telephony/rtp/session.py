@@ -32,11 +32,16 @@ class RtpPortsExhausted(RuntimeError):
 class RtpSession(asyncio.DatagramProtocol):
     def __init__(self, *, payload_type: int, codec: str, remote: tuple[str, int] | None, clock: MediaClock,
                  dtmf_pt: int | None = 101, on_dtmf: Callable[[str], None] | None = None,
-                 recorder: StereoRecorder | None = None) -> None:
+                 recorder: StereoRecorder | None = None, signal_ip: str | None = None,
+                 latch_window_s: float = 10.0, now: Callable[[], float] = time.monotonic) -> None:
+        self.now = now  # the gateway's clock: media timeouts and the latch window are read against it
         self.pt = payload_type
         self.codec = codec
-        self.remote = remote
+        self.remote = remote  # where we send: the SDP address until media latches
         self.latched = False
+        self.expect_media(remote, signal_ip, latch_window_s)
+        # nothing is sent until the peer proved it wants the media: ACK, or RTP from it (anti-reflection)
+        self.verified = False
         self.clock = clock
         self.dtmf_pt = dtmf_pt
         self.on_dtmf = on_dtmf
@@ -56,21 +61,23 @@ class RtpSession(asyncio.DatagramProtocol):
         self._frames: collections.deque[bytes] = collections.deque(maxlen=250)
         self._frame_event = asyncio.Event()
         self._closed = False
-        self.send_enabled = True  # re-INVITE hold: False stops our stream
+        self.send_enabled = True  # re-INVITE hold: False stops our stream (queued agent audio waits)
         self.packets_in = self.packets_out = self.ignored = self.malformed = self.frames_dropped = 0
         self.last_rx_at: float | None = None
         self.last_agent_packet_at: float | None = None
         self.started_at = time.monotonic()
         self._last_dtmf_ts: int | None = None
         self._transit: float | None = None
+        self._ssrc_in: int | None = None
         self._jitter = 0.0  # RFC 3550 interarrival jitter, in timestamp units
         self.send_times: list[float] | None = None  # set to [] to record egress times (benchmarks)
 
     @classmethod
     async def open(cls, *, host: str, port_range: tuple[int, int], payload_type: int, codec: str,
                    remote: tuple[str, int] | None, clock: MediaClock, dtmf_pt: int | None = 101,
-                   on_dtmf: Callable[[str], None] | None = None,
-                   recorder: StereoRecorder | None = None) -> RtpSession:
+                   on_dtmf: Callable[[str], None] | None = None, recorder: StereoRecorder | None = None,
+                   signal_ip: str | None = None, latch_window_s: float = 10.0,
+                   now: Callable[[], float] = time.monotonic) -> RtpSession:
         loop = asyncio.get_running_loop()
         lo, hi = port_range
         start = lo + 2 * random.randint(0, max(0, (hi - lo) // 2 - 1))
@@ -84,7 +91,8 @@ class RtpSession(asyncio.DatagramProtocol):
                 continue
             sock.setblocking(False)
             proto = cls(payload_type=payload_type, codec=codec, remote=remote, clock=clock, dtmf_pt=dtmf_pt,
-                        on_dtmf=on_dtmf, recorder=recorder)
+                        on_dtmf=on_dtmf, recorder=recorder, signal_ip=signal_ip, latch_window_s=latch_window_s,
+                        now=now)
             await loop.create_datagram_endpoint(lambda p=proto: p, sock=sock)
             proto.local_port = port
             return proto
@@ -94,8 +102,26 @@ class RtpSession(asyncio.DatagramProtocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
 
+    def expect_media(self, sdp_addr: tuple[str, int] | None, signal_ip: str | None, window_s: float) -> None:
+        """Who may send us media: the SDP address, or (NAT) any port of the caller's signalling or SDP
+        IP for ``window_s``; the first valid RTP from one of them latches, and then only it counts.
+        Called at set-up and again when a re-INVITE moves the media."""
+        self._sdp_addr = sdp_addr
+        self._latch_ips = frozenset(ip for ip in (signal_ip, sdp_addr[0] if sdp_addr else None) if ip)
+        self._latch_until = self.now() + window_s
+        if self.latched:
+            self.latched = False
+            self.remote = sdp_addr or self.remote
+
+    def _may_latch(self, addr) -> bool:
+        return addr == self._sdp_addr or (addr[0] in self._latch_ips and self.now() < self._latch_until)
+
     def datagram_received(self, data: bytes, addr) -> None:
-        if self.latched and addr != self.remote:
+        if self.latched:
+            if addr != self.remote:
+                self.ignored += 1
+                return
+        elif not self._may_latch(addr):
             self.ignored += 1
             return
         pkt = parse_rtp(data)
@@ -103,9 +129,16 @@ class RtpSession(asyncio.DatagramProtocol):
             self.malformed += 1
             return
         if not self.latched:  # symmetric RTP: answer where the media really comes from (NAT)
+            if pkt.pt != self.pt and pkt.pt != self.dtmf_pt:
+                self.ignored += 1
+                return
             self.remote = addr
-            self.latched = True
-        now = time.monotonic()
+            self.latched = self.verified = True
+        if pkt.ssrc != self._ssrc_in:  # a new stream (re-INVITE, phone restart): no losses across it
+            if self._ssrc_in is not None:
+                self.reset_inbound()
+            self._ssrc_in = pkt.ssrc
+        now = self.now()
         self.last_rx_at = now
         self.packets_in += 1
         if pkt.pt == self.pt:
@@ -142,8 +175,15 @@ class RtpSession(asyncio.DatagramProtocol):
         if self.recorder is not None:
             self.recorder.write(frame, out)
 
+    def reset_inbound(self) -> None:
+        """Forget the inbound sequence/timing state: the next packet starts a new stream."""
+        self.jitter.reset()
+        self._transit = None
+
     def _next_out(self, now: float) -> bytes:
-        agent = bool(self._out)
+        can_send = (self.transport is not None and self.remote is not None and self.send_enabled
+                    and self.verified and not self._closed)
+        agent = can_send and bool(self._out)  # on hold / unverified: the agent's audio waits, it is not lost
         if agent:
             out = bytes(self._out[:FRAME])
             del self._out[:FRAME]
@@ -157,7 +197,7 @@ class RtpSession(asyncio.DatagramProtocol):
                     cb(now)
         else:
             out = self.silence
-        if self.transport is not None and self.remote is not None and self.send_enabled and not self._closed:
+        if can_send:
             marker = agent and not self._talking
             self.transport.sendto(build_rtp(self.pt, self._seq, self._ts, self._ssrc, marker, out), self.remote)
             self.packets_out += 1

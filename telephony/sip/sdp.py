@@ -6,6 +6,8 @@ import re
 import time
 from dataclasses import dataclass
 
+from .message import ip_literal
+
 STATIC = {0: "PCMU", 8: "PCMA"}
 SUPPORTED = {"PCMU": 0, "PCMA": 8}
 
@@ -16,7 +18,7 @@ class SdpError(ValueError):
 
 @dataclass
 class Offer:
-    address: str
+    address: str  # an IP literal, or "" when c= named a host (never resolved: media latches instead)
     port: int
     payload_types: list[int]
     rtpmap: dict[int, str]  # pt -> "name/rate"
@@ -32,7 +34,14 @@ class Answer:
     direction: str  # our direction in the answer
 
 
+MAX_SDP = 8192
+MAX_PAYLOAD_TYPES = 32
+
+
 def parse_offer(body: bytes) -> Offer:
+    """The first audio stream of an offer. Linear, bounded, and it never resolves a host name."""
+    if len(body) > MAX_SDP:
+        raise SdpError("SDP too large")
     try:
         text = body.decode("utf-8", "replace")
     except Exception as exc:  # noqa: BLE001
@@ -57,11 +66,11 @@ def parse_offer(body: bytes) -> Offer:
             if in_audio:
                 if len(parts) < 4:
                     raise SdpError("bad m= line")
-                try:
-                    port = int(parts[1].split("/")[0])
-                    pts = [int(p) for p in parts[3:] if p.isdigit()]
-                except ValueError:
-                    raise SdpError("bad m= line") from None
+                port_text = parts[1].split("/")[0]
+                if not port_text.isdigit() or len(port_text) > 5 or not 0 <= int(port_text) <= 65535:
+                    raise SdpError("bad m= port")
+                port = int(port_text)
+                pts = [int(p) for p in parts[3:MAX_PAYLOAD_TYPES + 3] if p.isdigit() and len(p) <= 3]
         elif kind == "c":
             m = re.match(r"IN IP[46] (\S+)", value)
             if m:
@@ -79,7 +88,10 @@ def parse_offer(body: bytes) -> Offer:
     addr = media_addr or session_addr
     if port is None or addr is None:
         raise SdpError("no audio stream in the offer")
-    return Offer(addr, port, pts, rtpmap, direction)
+    if port == 0:
+        raise SdpError("the audio stream is disabled (port 0)")
+    ip = ip_literal(addr)
+    return Offer(ip or "", port, pts, rtpmap, direction)
 
 
 def negotiate(offer: Offer) -> tuple[str, int, int | None]:
@@ -103,6 +115,11 @@ ANSWER_DIRECTION = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": 
 
 def on_hold(offer: Offer) -> bool:
     return offer.direction in ("sendonly", "inactive") or offer.address in ("0.0.0.0", "::")
+
+
+def no_media_expected(offer: Offer) -> bool:
+    """The caller will send us nothing (hold by inactive/recvonly or old-style 0.0.0.0)."""
+    return offer.direction in ("recvonly", "inactive") or offer.address in ("0.0.0.0", "::")
 
 
 def build_answer(*, local_ip: str, local_port: int, codec: str, pt: int, dtmf_pt: int | None, direction: str,

@@ -64,7 +64,7 @@ async def test_clock_keeps_time_and_isolates_failures():
 async def test_session_latches_paces_and_reports_sent_time():
     clock = MediaClock()
     a = await RtpSession.open(host="127.0.0.1", port_range=(31000, 31100), payload_type=0, codec="PCMU",
-                              remote=None, clock=clock)
+                              remote=None, clock=clock, signal_ip="127.0.0.1")
     peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     peer.bind(("127.0.0.1", 0))
     peer.setblocking(False)
