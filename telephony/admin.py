@@ -1,4 +1,5 @@
-"""Admin: calls (with a recording player and their turns), SIP accounts (password -> HA1 only)."""
+"""Admin: calls (with a recording player and their turns), SIP accounts (password -> HA1 only; changes
+apply to running bridges within seconds), bridge nodes (read-only: the bridges write them)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .models import Call, SipAccount, Turn
+from .models import BridgeNode, Call, SipAccount, Turn
 
 
 class TurnInline(admin.TabularInline):
@@ -26,7 +27,7 @@ class TurnInline(admin.TabularInline):
 class CallAdmin(admin.ModelAdmin):
     list_display = ("id", "started_at", "campaign", "caller_uri", "codec", "duration", "end_reason", "turns_count",
                     "mouth_to_ear_p50_ms", "packets_in", "packets_out", "packets_lost")
-    list_filter = ("end_reason", "codec", "campaign")
+    list_filter = ("end_reason", "codec", "campaign", "bridge_node")
     search_fields = ("caller_uri", "sip_call_id", "dialed")
     readonly_fields = ("player",) + tuple(f.name for f in Call._meta.fields)
     inlines = [TurnInline]
@@ -54,6 +55,8 @@ class SipAccountForm(forms.ModelForm):
     class Meta:
         model = SipAccount
         fields = ("username", "realm", "active")
+        help_texts = {"active": "Untick to disable: the account fails auth at once, and the bridge stays closed "
+                                "(open mode needs no account at all)."}
 
     def clean(self):
         cleaned = super().clean()
@@ -73,4 +76,20 @@ class SipAccountForm(forms.ModelForm):
 @admin.register(SipAccount)
 class SipAccountAdmin(admin.ModelAdmin):
     form = SipAccountForm
-    list_display = ("username", "realm", "active", "created_at")
+    list_display = ("username", "realm", "active", "created_at", "updated_at")
+    list_filter = ("active",)
+
+
+@admin.register(BridgeNode)
+class BridgeNodeAdmin(admin.ModelAdmin):
+    """What each bridge process registered: live ones heartbeat every 2 s; a stopped_at without a
+    clean stop means another bridge judged it dead and finalised its calls (bridge lost)."""
+
+    list_display = ("name", "host", "sip_port", "advertised", "pid", "started_at", "heartbeat_at", "stopped_at")
+    readonly_fields = list_display + ("hostname",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

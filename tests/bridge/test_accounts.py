@@ -108,3 +108,34 @@ async def test_background_poll_picks_up_another_process_change():
         assert acc.ha1("carol") and not acc.open_mode()
     finally:
         await acc.stop()
+
+
+async def test_admin_create_and_disable_reach_the_running_bridge():
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    acc = LiveAccounts(loopback=True, poll_s=3600)
+    await acc.start()
+
+    def admin_post(url: str, data: dict) -> int:
+        root = get_user_model().objects.filter(username="root").first() or \
+            get_user_model().objects.create_superuser("root", password="pw-123456")
+        c = Client()
+        c.force_login(root)
+        return c.post(url, data).status_code
+
+    try:
+        acc.changed.clear()
+        assert await sync_to_async(admin_post)("/admin/telephony/sipaccount/add/",
+                                               {"username": "dave", "realm": "talky", "active": "on",
+                                                "password": "pw-dave"}) == 302
+        await asyncio.wait_for(acc.changed.wait(), 30)  # the admin's transaction committed, then woke us
+        assert acc.ha1("dave") and not acc.open_mode()
+        pk = await sync_to_async(lambda: SipAccount.objects.get(username="dave").pk)()
+        acc.changed.clear()
+        assert await sync_to_async(admin_post)(f"/admin/telephony/sipaccount/{pk}/change/",
+                                               {"username": "dave", "realm": "talky", "password": ""}) == 302
+        await asyncio.wait_for(acc.changed.wait(), 30)
+        assert acc.ha1("dave") is None and not acc.open_mode()  # disabled: refused, bridge still closed
+    finally:
+        await acc.stop()
