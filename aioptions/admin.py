@@ -30,6 +30,30 @@ class AIConfigForm(forms.ModelForm):
             self.fields["llm"].initial = f"{self.instance.llm_provider}:{self.instance.llm_model}"
             self.fields["voice"].initial = f"{self.instance.tts_provider}:{self.instance.tts_voice_id}"
 
+    def config_parts(self) -> dict:
+        """The form as ``services.update_config`` arguments (the same shape the API posts)."""
+        cd = self.cleaned_data
+        llm_provider, _, llm_model = cd.get("llm", "").partition(":")
+        voice_provider, _, voice_id = cd.get("voice", "").partition(":")
+        return {"llm": {"provider": llm_provider, "model": llm_model},
+                "tts": {"provider": voice_provider, "voice_id": voice_id},
+                "turn": {k: cd.get(k) for k in ("eot_threshold", "eager_eot_threshold", "eot_timeout_ms")}}
+
+    _FIELD_OF = {"llm": "llm", "tts": "voice", "turn": None}
+
+    def clean(self):
+        """Ask the service whether it would accept this, so a refusal shows on the form instead of
+        after an admin "changed successfully" (the service checks again inside its lock)."""
+        cleaned = super().clean()
+        if not self.errors:
+            try:
+                services.check_config(**self.config_parts())
+            except services.ValidationError as exc:
+                part, _, rest = (exc.field or "").partition(".")
+                field = self._FIELD_OF.get(part) or (rest if rest in self.fields else None)
+                self.add_error(field, str(exc))
+        return cleaned
+
 
 @admin.register(AIConfig)
 class AIConfigAdmin(admin.ModelAdmin):
@@ -48,18 +72,12 @@ class AIConfigAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:aioptions_aiconfig_change", args=[obj.pk]))
 
     def save_model(self, request, obj, form, change):
-        """Route the write through services so it is validated, recorded and broadcast."""
-        cd = form.cleaned_data
-        llm_provider, _, llm_model = cd["llm"].partition(":")
-        voice_provider, _, voice_id = cd["voice"].partition(":")
+        """The same write as the API and the page: ``services.update_config`` validates every part
+        inside the row lock and saves all of it atomically (one version, history, broadcast)."""
         try:
-            services.update_llm(provider=llm_provider, model=llm_model, user=request.user, source="admin")
-            services.update_tts_voice(provider=voice_provider, voice_id=voice_id, user=request.user,
-                                      source="admin")
-            services.update_turn(eot_threshold=cd["eot_threshold"], eager_eot_threshold=cd["eager_eot_threshold"],
-                                 eot_timeout_ms=cd["eot_timeout_ms"], user=request.user, source="admin")
-        except services.ValidationError as exc:
-            messages.error(request, str(exc))
+            services.update_config(**form.config_parts(), user=request.user, source="admin")
+        except services.ValidationError as exc:  # changed by someone else since the form was checked
+            messages.error(request, f"Not saved: {exc}")
         obj.refresh_from_db()
 
 

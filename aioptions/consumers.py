@@ -1,13 +1,13 @@
 """WebSocket /api/v1/ai-options/ws: the same actions as the page and REST, for integrators.
 
-Thin: parse, call the service in a thread, reply. Every successful change reaches every connected
-client (all tabs, all users) through the ``ai_options`` group as ``config_updated``; the page's
-HTMX socket gets an HTML fragment instead of JSON (``?format=html``).
+Thin: parse through the shared input layer (``aioptions.inputs``: size, depth, numbers, strings),
+call the service in a thread, reply — errors as ``{"status": "error", "error", "field"}``. Every
+successful change reaches every connected client (all tabs, all users) through the ``ai_options``
+group as ``config_updated``; the page's HTMX socket gets an HTML fragment instead (``?format=html``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 
 from asgiref.sync import sync_to_async
@@ -15,31 +15,35 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.template.loader import render_to_string
 
 from campaigns import services as campaign_services
+from talky.logsafe import clip, redact
 
-from . import services
+from . import inputs, services
 from .events import CONFIG_GROUP
 
 log = logging.getLogger(__name__)
 
 
-def _update_llm(data, user):
+def _update_llm(data: dict, user) -> dict:
+    inputs.only_keys(data, {"action", "provider", "model"})
     return services.update_llm(provider=data.get("provider"), model=data.get("model"), user=user, source="ws")
 
 
-def _update_tts(data, user):
+def _update_tts(data: dict, user) -> dict:
+    inputs.only_keys(data, {"action", "provider", "voice_id"})
     return services.update_tts_voice(provider=data.get("provider"), voice_id=data.get("voice_id"),
                                      user=user, source="ws")
 
 
-def _update_campaign_voice(data, user):
+def _update_campaign_voice(data: dict, user) -> dict:
+    inputs.only_keys(data, {"action", "campaign_id", "provider", "voice_id"})
     return campaign_services.set_campaign_voice(
         campaign_id=data.get("campaign_id"), provider=data.get("provider"),
         voice_id=data.get("voice_id"), user=user, source="ws")
 
 
-def _update_turn(data, user):
-    allowed = {"eot_threshold", "eager_eot_threshold", "eot_timeout_ms"}
-    return services.update_turn(**{k: data[k] for k in allowed if k in data}, user=user, source="ws")
+def _update_turn(data: dict, user) -> dict:
+    inputs.only_keys(data, services.TURN_FIELDS | {"action"})
+    return services.update_turn(**{k: data[k] for k in services.TURN_FIELDS if k in data}, user=user, source="ws")
 
 
 ACTIONS = {
@@ -50,14 +54,21 @@ ACTIONS = {
 }
 
 
+def _error(action: object, message: str, field: str | None = None) -> dict:
+    shown = action if isinstance(action, str) and action in ACTIONS else None
+    return {"status": "error", "action": shown, "error": redact(message), "field": field}
+
+
 class AIOptionsConsumer(AsyncJsonWebsocketConsumer):
+    """Every frame gets exactly one reply; no frame, however hostile, closes the socket."""
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         if not (user and user.is_authenticated and user.is_staff):
             await self.close(code=4403)
             return
-        qs = self.scope.get("query_string", b"").decode()
-        self.html = "format=html" in qs
+        qs = self.scope.get("query_string", b"").decode("latin-1")
+        self.html = "format=html" in qs.split("&")
         await self.channel_layer.group_add(CONFIG_GROUP, self.channel_name)
         await self.accept()
 
@@ -67,38 +78,42 @@ class AIOptionsConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
         if text_data is None:
-            await self.send_json({"status": "error", "error": "send JSON text frames, not binary"})
+            await self.send_json(_error(None, "send JSON text frames, not binary"))
             return
         try:
-            content = json.loads(text_data)
-        except ValueError:
-            await self.send_json({"status": "error", "error": "invalid JSON"})
+            content = inputs.parse_json(text_data, what="message")
+        except inputs.InputError as exc:
+            await self.send_json(_error(None, str(exc), exc.field))
             return
         await self.receive_json(content)
 
     async def receive_json(self, content, **kwargs) -> None:
         if not isinstance(content, dict):
-            await self.send_json({"status": "error", "error": "message must be a JSON object"})
+            await self.send_json(_error(None, "message must be a JSON object"))
             return
         if self.html and "action" not in content:
             return  # htmx ws extension form posts are not used on this socket
         action = content.get("action")
         handler = ACTIONS.get(action) if isinstance(action, str) else None
         if handler is None:
-            await self.send_json({"status": "error", "action": action,
-                                  "error": f"unknown action {action!r} (known: {', '.join(ACTIONS)})"})
+            await self.send_json(_error(action, f"unknown action {inputs.show(action)} (known: {', '.join(ACTIONS)})",
+                                        "action"))
             return
         data = content.get("data", content)
         if not isinstance(data, dict):
-            await self.send_json({"status": "error", "action": action, "error": "data must be an object"})
+            await self.send_json(_error(action, "data must be an object", "data"))
             return
         try:
             result = await sync_to_async(handler)(data, self.scope["user"])
-        except services.ValidationError as exc:
-            await self.send_json({"status": "error", "action": action, "error": str(exc)})
+        except inputs.InputError as exc:
+            await self.send_json(_error(action, str(exc), exc.field))
             return
         except campaign_services.CampaignNotFound as exc:
-            await self.send_json({"status": "error", "action": action, "error": str(exc)})
+            await self.send_json(_error(action, str(exc), "campaign_id"))
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug must cost one reply, not the connection
+            log.exception("ws action %s failed: %s", action, clip(repr(exc)))
+            await self.send_json(_error(action, "internal error"))
             return
         await self.send_json({"status": "ok", "action": action, **result})
 

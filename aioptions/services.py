@@ -1,5 +1,7 @@
 """Writes to the AI configuration: validate against the catalog, save atomically, record history,
-broadcast. Every entry point (page, REST, WebSocket, admin) goes through these functions.
+broadcast. Every entry point (page, REST, WebSocket, admin) goes through ``update_config`` (the
+``update_llm``/``update_tts_voice``/``update_turn`` helpers are thin forms of it), so no entry
+point can save what another would refuse.
 """
 
 from __future__ import annotations
@@ -8,14 +10,16 @@ from typing import Any
 
 from django.db import transaction
 
-from . import catalog
+from . import catalog, inputs
 from .events import broadcast_config
+from .inputs import InputError
 from .models import AIConfig, AIConfigChange
 from .selectors import config_dict, get_ai_config
 
 
-class ValidationError(ValueError):
-    """Bad input from a caller; the message is safe to show and nothing was saved."""
+class ValidationError(InputError):
+    """Bad input from a caller; the message is safe to show, ``field`` names the value, and
+    nothing was saved. An InputError, so every API view and the WebSocket answer it as a 4xx."""
 
 
 def _record(user, source: str, target: str, changes: dict[str, tuple[Any, Any]]) -> None:
@@ -26,11 +30,14 @@ def _record(user, source: str, target: str, changes: dict[str, tuple[Any, Any]])
     )
 
 
-def _apply(fields: dict[str, Any], *, user, source: str) -> dict:
-    """Lock the row, apply the fields, save and record what changed; broadcast after commit."""
+def _apply(parts: dict[str, tuple[Any, str]], *, user, source: str) -> dict:
+    """Lock the row, validate every part against it, apply, record what changed; broadcast after
+    commit. Validation happens inside the lock so a concurrent write cannot slip between the
+    check (e.g. eager <= eot) and the save, and one bad part saves nothing."""
     with transaction.atomic():
         get_ai_config()  # make sure the row exists before locking it
         cfg = AIConfig.objects.select_for_update().get(pk=1)
+        fields = _validated_fields(parts, cfg)
         changes = {k: (getattr(cfg, k), v) for k, v in fields.items() if getattr(cfg, k) != v}
         if changes:
             for k, (_, v) in changes.items():
@@ -45,70 +52,121 @@ def _apply(fields: dict[str, Any], *, user, source: str) -> dict:
     return payload
 
 
-def _as_str(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(f"{name} is required and must be a non-empty string")
-    return value.strip()
+def _catalog(check, *args, field: str) -> None:
+    try:
+        check(*args)
+    except catalog.CatalogError as exc:
+        raise ValidationError(str(exc), field=field) from None
+
+
+def _llm_fields(llm: Any, prefix: str) -> dict[str, Any]:
+    llm = inputs.obj(llm, prefix.rstrip(".") or "llm")
+    inputs.only_keys(llm, {"provider", "model"}, prefix.rstrip("."))
+    provider = inputs.name(llm.get("provider"), f"{prefix}provider", max_len=32)
+    model = inputs.name(llm.get("model"), f"{prefix}model")
+    _catalog(catalog.validate_llm, provider, model, field=f"{prefix}model")
+    return {"llm_provider": provider, "llm_model": model}
+
+
+def _tts_fields(tts: Any, prefix: str) -> dict[str, Any]:
+    tts = inputs.obj(tts, prefix.rstrip(".") or "tts")
+    inputs.only_keys(tts, {"provider", "voice_id"}, prefix.rstrip("."))
+    provider = inputs.name(tts.get("provider"), f"{prefix}provider", max_len=32)
+    voice_id = inputs.name(tts.get("voice_id"), f"{prefix}voice_id")
+    _catalog(catalog.validate_voice, provider, voice_id, field=f"{prefix}voice_id")
+    return {"tts_provider": provider, "tts_voice_id": voice_id}
+
+
+TURN_FIELDS = frozenset({"eot_threshold", "eager_eot_threshold", "eot_timeout_ms"})
+
+
+def _turn_fields(turn: Any, prefix: str, cfg: AIConfig | None) -> dict[str, Any]:
+    """Flux turn settings. ``eager_eot_threshold`` None/""/"off" turns eager end-of-turn off.
+    Omitted fields keep their value; Flux needs eager <= eot, checked against the locked row."""
+    turn = inputs.obj(turn, prefix.rstrip(".") or "turn")
+    inputs.only_keys(turn, TURN_FIELDS, prefix.rstrip("."))
+    fields: dict[str, Any] = {}
+    if "eot_threshold" in turn:
+        fields["eot_threshold"] = inputs.number(turn["eot_threshold"], f"{prefix}eot_threshold", 0.5, 1.0)
+    if "eager_eot_threshold" in turn:
+        eager = turn["eager_eot_threshold"]
+        fields["eager_eot_threshold"] = None if eager is None or (isinstance(eager, str) and eager.strip() in (
+            "", "off")) else inputs.number(eager, f"{prefix}eager_eot_threshold", 0.3, 0.9)
+    if "eot_timeout_ms" in turn:
+        fields["eot_timeout_ms"] = inputs.number(turn["eot_timeout_ms"], f"{prefix}eot_timeout_ms", 500, 60000,
+                                                 integer=True)
+    if not fields:
+        raise ValidationError("give at least one of eot_threshold, eager_eot_threshold, eot_timeout_ms",
+                              field=prefix.rstrip(".") or None)
+    if cfg is not None:
+        eot = fields.get("eot_threshold", cfg.eot_threshold)
+        eager = fields.get("eager_eot_threshold", cfg.eager_eot_threshold)
+        if eager is not None and eager > eot:
+            raise ValidationError(f"eager_eot_threshold ({eager:g}) must not exceed eot_threshold ({eot:g})",
+                                  field=f"{prefix}eager_eot_threshold")
+    return fields
+
+
+def as_validation_error(exc: InputError) -> ValidationError:
+    """The services' one error type, whichever layer found the problem."""
+    return exc if isinstance(exc, ValidationError) else ValidationError(str(exc), field=exc.field)
+
+
+def _validated_fields(parts: dict[str, tuple[Any, str]], cfg: AIConfig | None) -> dict[str, Any]:
+    if not parts:
+        raise ValidationError("give one or more of llm, tts, turn")
+    fields: dict[str, Any] = {}
+    try:
+        for part, (value, prefix) in parts.items():
+            if part == "llm":
+                fields.update(_llm_fields(value, prefix))
+            elif part == "tts":
+                fields.update(_tts_fields(value, prefix))
+            else:
+                fields.update(_turn_fields(value, prefix, cfg))
+    except InputError as exc:
+        raise as_validation_error(exc) from None
+    return fields
+
+
+_UNSET: Any = object()
+
+
+def _parts(llm: Any, tts: Any, turn: Any, flat: bool = False) -> dict[str, tuple[Any, str]]:
+    given = {"llm": llm, "tts": tts, "turn": turn}
+    return {k: (v, "" if flat else f"{k}.") for k, v in given.items() if v is not _UNSET}
+
+
+def check_config(*, llm: Any = _UNSET, tts: Any = _UNSET, turn: Any = _UNSET) -> None:
+    """Raise ValidationError if ``update_config`` would refuse these parts (no database write):
+    for forms that want to show the error on the field before anything is saved."""
+    _validated_fields(_parts(llm, tts, turn), get_ai_config())
+
+
+def update_config(*, llm: Any = _UNSET, tts: Any = _UNSET, turn: Any = _UNSET, user=None,
+                  source: str = "api") -> dict:
+    """The one write path for the global AI config: page, API, WebSocket and admin all end here.
+
+    ``llm={"provider", "model"}``, ``tts={"provider", "voice_id"}``, ``turn={...TURN_FIELDS}``;
+    give any of them. All parts are validated inside the row lock and saved in one transaction
+    with one version bump, one history batch and one broadcast — or nothing is saved.
+    """
+    return _apply(_parts(llm, tts, turn), user=user, source=source)
 
 
 def update_llm(*, provider: Any, model: Any, user=None, source: str = "api") -> dict:
-    provider, model = _as_str(provider, "provider"), _as_str(model, "model")
-    try:
-        catalog.validate_llm(provider, model)
-    except catalog.CatalogError as exc:
-        raise ValidationError(str(exc)) from None
-    return _apply({"llm_provider": provider, "llm_model": model}, user=user, source=source)
+    return _apply(_parts({"provider": provider, "model": model}, _UNSET, _UNSET, flat=True), user=user,
+                  source=source)
 
 
 def update_tts_voice(*, provider: Any, voice_id: Any, user=None, source: str = "api") -> dict:
-    provider, voice_id = _as_str(provider, "provider"), _as_str(voice_id, "voice_id")
-    try:
-        catalog.validate_voice(provider, voice_id)
-    except catalog.CatalogError as exc:
-        raise ValidationError(str(exc)) from None
-    return _apply({"tts_provider": provider, "tts_voice_id": voice_id}, user=user, source=source)
-
-
-def _number(value: Any, name: str, lo: float, hi: float, *, integer: bool = False) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise ValidationError(f"{name} must be a number") from None
-        else:
-            raise ValidationError(f"{name} must be a number")
-    if not lo <= value <= hi:
-        raise ValidationError(f"{name} must be between {lo:g} and {hi:g} (got {value:g})")
-    if integer:
-        if int(value) != value:
-            raise ValidationError(f"{name} must be a whole number")
-        return int(value)
-    return float(value)
-
-
-_UNSET = object()
+    return _apply(_parts(_UNSET, {"provider": provider, "voice_id": voice_id}, _UNSET, flat=True), user=user,
+                  source=source)
 
 
 def update_turn(*, eot_threshold: Any = _UNSET, eager_eot_threshold: Any = _UNSET,
                 eot_timeout_ms: Any = _UNSET, user=None, source: str = "api") -> dict:
-    """Flux turn settings. ``eager_eot_threshold`` None/""/"off" turns eager end-of-turn off.
-    Omitted fields keep their value; Flux needs eager <= eot, which is checked on the result."""
-    cfg = get_ai_config()
-    fields: dict[str, Any] = {}
-    if eot_threshold is not _UNSET:
-        fields["eot_threshold"] = _number(eot_threshold, "eot_threshold", 0.5, 1.0)
-    if eager_eot_threshold is not _UNSET:
-        if eager_eot_threshold in (None, "", "off"):
-            fields["eager_eot_threshold"] = None
-        else:
-            fields["eager_eot_threshold"] = _number(eager_eot_threshold, "eager_eot_threshold", 0.3, 0.9)
-    if eot_timeout_ms is not _UNSET:
-        fields["eot_timeout_ms"] = _number(eot_timeout_ms, "eot_timeout_ms", 500, 60000, integer=True)
-    if not fields:
-        raise ValidationError("give at least one of eot_threshold, eager_eot_threshold, eot_timeout_ms")
-    eot = fields.get("eot_threshold", cfg.eot_threshold)
-    eager = fields.get("eager_eot_threshold", cfg.eager_eot_threshold)
-    if eager is not None and eager > eot:
-        raise ValidationError(f"eager_eot_threshold ({eager:g}) must not exceed eot_threshold ({eot:g})")
-    return _apply(fields, user=user, source=source)
+    given = {"eot_threshold": eot_threshold, "eager_eot_threshold": eager_eot_threshold,
+             "eot_timeout_ms": eot_timeout_ms}
+    turn = {k: v for k, v in given.items() if v is not _UNSET}
+    return _apply(_parts(_UNSET, _UNSET, turn, flat=True), user=user, source=source)

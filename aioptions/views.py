@@ -16,6 +16,7 @@ from campaigns.selectors import list_campaigns
 
 from . import catalog, services
 from .availability import refresh_model_availability
+from .inputs import InputError
 from .selectors import config_dict, get_ai_config, providers_dict
 
 
@@ -66,15 +67,16 @@ def save(request: HttpRequest) -> HttpResponse:
                                                  voice_id=voice_id, user=request.user, source="page")
             message = "Campaign voice saved."
         else:
+            parts = {}
             if "llm" in post:
                 provider, _, model = post["llm"].partition(":")
-                services.update_llm(provider=provider, model=model, user=request.user, source="page")
+                parts["llm"] = {"provider": provider, "model": model}
             if "voice" in post:
                 provider, _, voice_id = post["voice"].partition(":")
-                services.update_tts_voice(provider=provider, voice_id=voice_id, user=request.user,
-                                          source="page")
+                parts["tts"] = {"provider": provider, "voice_id": voice_id}
+            services.update_config(**parts, user=request.user, source="page")  # both or neither
             message = "Saved."
-    except (services.ValidationError, campaign_services.CampaignNotFound) as exc:
+    except (InputError, campaign_services.CampaignNotFound) as exc:
         ctx = panel_context()
         ctx.update(flash=str(exc), flash_error=True)
         return render(request, "aioptions/_save_result.html", ctx, status=400)

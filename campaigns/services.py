@@ -6,10 +6,11 @@ from typing import Any
 
 from django.db import transaction
 
-from aioptions import catalog
+from aioptions import catalog, inputs
 from aioptions.events import broadcast_config
+from aioptions.inputs import InputError
 from aioptions.models import AIConfigChange
-from aioptions.services import ValidationError
+from aioptions.services import ValidationError, as_validation_error
 
 from .models import Campaign
 
@@ -29,13 +30,11 @@ def campaign_dict(c: Campaign) -> dict:
     }
 
 
-def _campaign_id(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValidationError("campaign_id must be an integer")
+def _checked(check, *args, **kwargs):
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValidationError("campaign_id must be an integer") from None
+        return check(*args, **kwargs)
+    except InputError as exc:
+        raise as_validation_error(exc) from None
 
 
 def set_campaign_voice(*, campaign_id: Any, provider: Any, voice_id: Any, user=None,
@@ -44,15 +43,15 @@ def set_campaign_voice(*, campaign_id: Any, provider: Any, voice_id: Any, user=N
 
     Raises CampaignNotFound (404) or ValidationError (400); nothing is saved on error.
     """
-    cid = _campaign_id(campaign_id)
-    clearing = provider in (None, "") and voice_id in (None, "")
+    cid = _checked(inputs.pk, campaign_id, "campaign_id")
+    provider = _checked(inputs.name, provider, "provider", max_len=32, allow_empty=True)
+    voice_id = _checked(inputs.name, voice_id, "voice_id", allow_empty=True)
+    clearing = not provider and not voice_id
     if not clearing:
-        if not isinstance(provider, str) or not isinstance(voice_id, str):
-            raise ValidationError("provider and voice_id must be strings")
         try:
             catalog.validate_voice(provider, voice_id)
         except catalog.CatalogError as exc:
-            raise ValidationError(str(exc)) from None
+            raise ValidationError(str(exc), field="voice_id") from None
     new_provider, new_voice = ("", "") if clearing else (provider, voice_id)
     with transaction.atomic():
         try:

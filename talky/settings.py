@@ -45,6 +45,28 @@ ALLOWED_HOSTS = [
 CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
 ]
+CSRF_FAILURE_VIEW = "talky.errors.csrf_failure"  # JSON under /api/, Django's page elsewhere
+
+# --- Behind a reverse proxy / HTTPS (see README "Production") -----------------------------------
+# Trust X-Forwarded-Proto only when a proxy you run sets it (and strips it from clients):
+# SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https". Same for the forwarded host.
+_proxy_ssl = [p.strip() for p in os.environ.get("SECURE_PROXY_SSL_HEADER", "").split(",") if p.strip()]
+SECURE_PROXY_SSL_HEADER = (_proxy_ssl[0], _proxy_ssl[1]) if len(_proxy_ssl) == 2 else None
+USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", False)
+# DJANGO_HTTPS=1: the site is served over HTTPS only (secure cookies, redirect, HSTS).
+HTTPS = env_bool("DJANGO_HTTPS", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000" if HTTPS else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", HTTPS)
+
+# --- JSON API input limits and access (aioptions/inputs.py, aioptions/http.py) -------------------
+API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", str(64 * 1024)))  # larger bodies: 413
+# Catalog/config/status reads without credentials from 127.0.0.1/::1. Off by default: behind a
+# proxy on the same box every client looks local (requests carrying X-Forwarded-For/Forwarded are
+# never treated as local, but only turn this on for a box with no proxy in front).
+API_LOOPBACK_READS = env_bool("API_LOOPBACK_READS", False)
 
 INSTALLED_APPS = [
     "daphne",
@@ -166,7 +188,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # talky.logsafe: clips/escapes logged values, redacts keys, tokens, passwords and HA1s
+    "filters": {"safe": {"()": "talky.logsafe.RedactingFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["safe"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
 }

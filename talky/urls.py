@@ -15,5 +15,7 @@ urlpatterns = [
     path("", include("aioptions.urls_preview")),
 ]
 
+handler400 = "talky.errors.bad_request"
+handler403 = "talky.errors.permission_denied"
 handler404 = "talky.errors.not_found"
 handler500 = "talky.errors.server_error"

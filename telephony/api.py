@@ -1,37 +1,37 @@
-"""/api/v1/sip/* : start, stop and inspect a bridge inside the web process (staff only)."""
+"""/api/v1/sip/* : start, stop and inspect a bridge inside the web process (staff only).
+
+Query values go through the shared input layer (``aioptions.inputs``): the host is an IP literal
+or a host name (it is handed to ``bind()``), ports and limits are range-checked integers.
+"""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 
+from aioptions import inputs
 from aioptions.http import api_view, json_error
 from telephony.agents import AGENTS
 from telephony.bridge import inprocess
 
 
-def _int(request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.GET.get(name, default)
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an integer") from None
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be between {lo} and {hi}")
-    return value
+def _int(request: HttpRequest, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.GET.get(name)
+    if raw is None:
+        return default
+    if not raw.strip().lstrip("+-").isascii() or not raw.strip().lstrip("+-").isdigit():
+        raise inputs.InputError(f"{name} must be an integer", field=name)
+    return inputs.number(raw, name, lo, hi, integer=True)
 
 
-@api_view(methods=("POST",), write=True)
+@api_view(methods=("POST",))
 async def start(request):
-    try:
-        port = _int(request, "port", settings.SIP_PORT, 1, 65535)
-        max_calls = _int(request, "max_calls", 100, 1, 1000)
-    except ValueError as exc:
-        return json_error(str(exc))
-    agent = request.GET.get("agent", "pipeline")
+    port = _int(request, "port", settings.SIP_PORT, 1, 65535)
+    max_calls = _int(request, "max_calls", 100, 1, 1000)
+    agent = inputs.name(request.GET.get("agent", "pipeline"), "agent", max_len=32)
     if agent not in AGENTS:
-        return json_error(f"unknown agent {agent!r} (known: {', '.join(sorted(AGENTS))})")
-    host = request.GET.get("host", settings.SIP_HOST)
+        return json_error(f"unknown agent {inputs.show(agent)} (known: {', '.join(sorted(AGENTS))})", field="agent")
+    host = inputs.host(request.GET.get("host", settings.SIP_HOST), "host")
     lo, hi = (int(x) for x in settings.SIP_RTP_PORTS.split("-"))
     try:
         result = await inprocess.start(host=host, port=port, rtp_ports=(lo, hi), agent=agent, max_calls=max_calls)
@@ -40,7 +40,7 @@ async def start(request):
     return JsonResponse(result)
 
 
-@api_view(methods=("POST",), write=True)
+@api_view(methods=("POST",))
 async def stop(request):
     try:
         return JsonResponse(await inprocess.stop())

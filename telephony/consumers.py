@@ -8,6 +8,8 @@ from __future__ import annotations
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
+from aioptions.inputs import PK_MAX
+
 
 class CallLiveConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
@@ -15,7 +17,11 @@ class CallLiveConsumer(AsyncWebsocketConsumer):
         if not (user and user.is_authenticated and user.is_staff):
             await self.close(code=4403)
             return
-        self.group = f"call_{int(self.scope['url_route']['kwargs']['call_id'])}"
+        call_id = int(self.scope["url_route"]["kwargs"]["call_id"])
+        if not 1 <= call_id <= PK_MAX:  # a group name has at most 100 characters
+            await self.close(code=4404)
+            return
+        self.group = f"call_{call_id}"
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
 

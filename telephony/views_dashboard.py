@@ -7,7 +7,17 @@ from django.http import Http404
 from django.shortcuts import render
 from django.utils.safestring import mark_safe
 
+from aioptions.inputs import PK_MAX
+
 from .dashboard import selectors, svg
+
+
+def _call_or_404(call_id: int):
+    """The call and its turns; ids beyond any database's range are simply not found."""
+    call, turns = selectors.call_detail(call_id) if 1 <= call_id <= PK_MAX else (None, [])
+    if call is None:
+        raise Http404("no such call")
+    return call, turns
 
 
 @staff_member_required
@@ -22,16 +32,12 @@ def calls(request):
 
 @staff_member_required
 def call_detail(request, call_id: int):
-    call, turns = selectors.call_detail(call_id)
-    if call is None:
-        raise Http404("no such call")
+    call, turns = _call_or_404(call_id)
     return render(request, "telephony/call_detail.html",
                   {"call": call, "turns": turns, "chart": mark_safe(svg.waterfall(turns)) if turns else ""})
 
 
 @staff_member_required
 def call_live(request, call_id: int):
-    call, turns = selectors.call_detail(call_id)
-    if call is None:
-        raise Http404("no such call")
+    call, turns = _call_or_404(call_id)
     return render(request, "telephony/call_live.html", {"call": call, "turns": turns})

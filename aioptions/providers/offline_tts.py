@@ -1,5 +1,8 @@
 """Offline TTS: espeak-ng run as a separate program (it is GPL-3; we never link it), streamed
-sentence by sentence and converted to the requested format (mu-law/A-law 8 kHz or PCM 16 kHz)."""
+sentence by sentence and converted to the requested format (mu-law/A-law 8 kHz or PCM 16 kHz).
+
+The text (an LLM reply, a preview sentence) is fed on stdin: nothing a caller or a model says can
+become a command-line option."""
 
 from __future__ import annotations
 
@@ -64,10 +67,12 @@ class OfflineUtterance(TTSUtterance):
 
     async def _synth(self, text: str) -> np.ndarray:
         try:
+            # The text is caller/LLM/user input: it goes on stdin, never into argv, where "-f/etc/x"
+            # would be an option (espeak-ng would read that file aloud).
             self._proc = await asyncio.create_subprocess_exec(
-                self.tts.binary, "--stdout", "-v", self.tts.voice, "-s", str(self.tts.speed), text.strip(),
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-            out, _ = await asyncio.wait_for(self._proc.communicate(), 20)
+                *self.tts.argv(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL)
+            out, _ = await asyncio.wait_for(self._proc.communicate(text.strip().encode("utf-8", "replace")), 20)
         except (TimeoutError, OSError) as exc:
             raise TTSError(f"espeak-ng failed: {exc}", kind="server", provider="offline") from None
         if self._proc.returncode != 0:
@@ -100,6 +105,10 @@ class OfflineTTS(TTS):
         self.voice = voice
         self.speed = speed
         self.binary = shutil.which("espeak-ng") or "espeak-ng"
+
+    def argv(self) -> list[str]:
+        """The command line: only our own options; the text always arrives on stdin (--stdin)."""
+        return [self.binary, "--stdout", "--stdin", "-v", self.voice, "-s", str(int(self.speed))]
 
     async def utterance(self, fmt: AudioFormat) -> TTSUtterance:
         if fmt.encoding != "linear16" and fmt.sample_rate != 8000:

@@ -21,9 +21,11 @@ async def synthesize_wav(text: str, cache_dir: Path) -> Path:
     path = cache_dir / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.wav"
     if path.exists():
         return path
-    proc = await asyncio.create_subprocess_exec("espeak-ng", "--stdout", "-v", "en-us", "-s", "160", text,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    # The greeting is operator text: on stdin, so a leading "-" is spoken, never parsed as an option.
+    proc = await asyncio.create_subprocess_exec("espeak-ng", "--stdout", "--stdin", "-v", "en-us", "-s", "160",
+                                                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.DEVNULL)
+    out, _ = await asyncio.wait_for(proc.communicate(text.encode("utf-8", "replace")), 30)
     if proc.returncode != 0 or len(out) < 44:
         raise RuntimeError("espeak-ng failed")
     pcm, rate = read_wav_bytes(out)

@@ -32,8 +32,16 @@ class Filters:
     @classmethod
     def from_query(cls, q) -> Filters:
         raw = q.get("campaign", "")
-        return cls(campaign=int(raw) if raw.isdigit() else None, llm_model=q.get("llm_model", "")[:128],
-                   voice_id=q.get("voice_id", "")[:128])
+        # ASCII digits only ("²".isdigit() is True) and within a database id's range
+        campaign = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
+        return cls(campaign=campaign, llm_model=_printable(q.get("llm_model", "")),
+                   voice_id=_printable(q.get("voice_id", "")))
+
+
+def _printable(value: str, n: int = 128) -> str:
+    """A filter value, or "" when it holds control characters (PostgreSQL refuses NUL)."""
+    value = value[:n]
+    return value if value.isprintable() else ""
 
 
 def filtered_turns(f: Filters) -> QuerySet[Turn]:

@@ -16,7 +16,12 @@ def post(client, url, body, **extra):
     return client.post(url, data=data, content_type="application/json", **extra)
 
 
-def test_voices_open_on_loopback_lists_18(client):
+@pytest.fixture
+def loopback_reads(settings):
+    settings.API_LOOPBACK_READS = True
+
+
+def test_voices_open_on_loopback_lists_18(client, loopback_reads):
     r = client.get("/api/v1/ai-options/voices", REMOTE_ADDR="127.0.0.1")
     assert r.status_code == 200
     data = r.json()
@@ -24,7 +29,25 @@ def test_voices_open_on_loopback_lists_18(client):
     assert set(data[0]) >= {"id", "provider", "name", "gender", "description", "use_case"}
 
 
-def test_reads_from_elsewhere_need_staff(staff_client):
+def test_loopback_reads_are_off_unless_enabled(staff_client):
+    from django.test import Client
+
+    for url in ("/api/v1/ai-options/voices", "/api/v1/ai-options/config", "/api/v1/campaigns",
+                "/api/v1/sip/status"):
+        r = Client().get(url, REMOTE_ADDR="127.0.0.1")
+        assert r.status_code == 401 and r.json()["error"].startswith("authentication required"), url
+        assert staff_client.get(url).status_code == 200
+
+
+def test_loopback_reads_through_a_proxy_are_not_local(client, settings):
+    settings.API_LOOPBACK_READS = True
+    assert client.get("/api/v1/ai-options/config", REMOTE_ADDR="::1").status_code == 200
+    for header in ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP"):
+        r = client.get("/api/v1/ai-options/config", REMOTE_ADDR="127.0.0.1", **{header: "203.0.113.9"})
+        assert r.status_code == 401, header
+
+
+def test_reads_from_elsewhere_need_staff(staff_client, loopback_reads):
     from django.test import Client
 
     r = Client().get("/api/v1/ai-options/voices", REMOTE_ADDR="10.1.2.3")
@@ -32,7 +55,7 @@ def test_reads_from_elsewhere_need_staff(staff_client):
     assert staff_client.get("/api/v1/ai-options/voices", REMOTE_ADDR="10.1.2.3").status_code == 200
 
 
-def test_providers_report_key_presence_never_keys(client, settings):
+def test_providers_report_key_presence_never_keys(client, settings, loopback_reads):
     settings.GROQ_API_KEY = "gsk_supersecret"
     r = client.get("/api/v1/ai-options/providers")
     assert r.status_code == 200
@@ -47,7 +70,7 @@ def test_providers_report_key_presence_never_keys(client, settings):
     assert {p["id"] for p in data["tts"]} == {"cartesia", "google", "offline"}
 
 
-def test_config_get(client):
+def test_config_get(client, loopback_reads):
     data = client.get("/api/v1/ai-options/config").json()
     assert data["llm"]["model"] == "openai/gpt-oss-20b"
     assert "effective" in data and "turn" in data
@@ -76,7 +99,7 @@ def test_campaign_voice_with_token(client, token, campaign):
     ("{not json", 400, "not valid JSON"),
     ("[1,2]", 400, "JSON object"),
     ("", 400, "JSON object"),
-    ({"voice_id": 5, "provider": "google"}, 400, "strings"),
+    ({"voice_id": 5, "provider": "google"}, 400, "voice_id must be a string"),
 ])
 def test_campaign_voice_errors_change_nothing(staff_client, campaign, body, status, fragment):
     r = post(staff_client, f"/api/v1/campaigns/{campaign.pk}/voice", body)
@@ -137,7 +160,7 @@ def test_config_post_needs_auth(client):
     assert r.status_code == 401
 
 
-def test_campaign_list(client, campaign):
+def test_campaign_list(client, campaign, loopback_reads):
     data = client.get("/api/v1/campaigns").json()
     assert data[0]["extension"] == "100" and data[0]["voice"]["voice_id"] is None
 

@@ -70,7 +70,7 @@ async def test_update_voice_broadcasts_to_every_client():
 
 
 @pytest.mark.parametrize("message,fragment", [
-    ("{oops", "invalid JSON"),
+    ("{oops", "not valid JSON"),
     ("[1]", "JSON object"),
     (json.dumps({"action": "drop_tables"}), "unknown action"),
     (json.dumps({"nope": 1}), "unknown action"),

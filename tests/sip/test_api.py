@@ -94,6 +94,7 @@ def test_status_reports_a_separate_bridge_process(db, settings, tmp_path):
     import time
 
     settings.VAR_DIR = tmp_path
+    settings.API_LOOPBACK_READS = True  # the health-check style read: curl from the box, no login
     c = Client()
     (tmp_path / "sip_bridge.json").write_text(json.dumps({"status": "running", "calls": 3, "pid": os.getpid(),
                                                           "at": time.time()}))
