@@ -20,7 +20,10 @@ async def start(**kwargs) -> dict:
     async with _lock:
         if _runner is not None:
             raise BridgeError(f"already running on {_runner.gateway.host}:{_runner.gateway.port}")
-        runner = BridgeRunner(**kwargs)
+        try:
+            runner = BridgeRunner(**kwargs)
+        except ValueError as exc:  # e.g. a bad SIP_ADVERTISE / SIP_TRUSTED_IPS setting
+            raise BridgeError(str(exc)) from None
         try:
             await runner.start()
         except OSError as exc:

@@ -70,14 +70,20 @@ class BridgeNodeLease:
         return n
 
     async def beat(self) -> bool:
-        """One heartbeat. False (logged once) if our row was marked stopped or removed."""
+        """One heartbeat. If another bridge judged us dead (our heartbeat stalled past the timeout)
+        our row is marked stopped: register afresh so calls from now on belong to a live node (the
+        calls in progress still finalise themselves properly when they end). Returns False then."""
         assert self.id is not None
-        ok = await sync_to_async(services.heartbeat_node)(self.id)
-        if not ok and not self._failing:
-            log.error("bridge node %s is marked stopped in the database: another bridge may have "
-                      "finalised its calls (heartbeat stalled longer than %.0f s?)", self.name, self.timeout_s)
-        self._failing = not ok
-        return ok
+        if await sync_to_async(services.heartbeat_node)(self.id):
+            return True
+        old = self.name
+        self.name = node_name()
+        self.id = await sync_to_async(services.register_node)(name=self.name, host=self.host, sip_port=self.port,
+                                                              pid=os.getpid(), advertised=self.advertised,
+                                                              hostname=self.hostname)
+        log.error("bridge node %s was marked dead by another bridge (heartbeat stalled longer than %.0f s?); "
+                  "registered again as %s", old, self.timeout_s, self.name)
+        return False
 
     async def _run(self) -> None:
         while True:

@@ -105,3 +105,20 @@ def test_bad_network_options_are_refused(settings):
     runner = BridgeRunner(port=0, trusted=None)
     assert runner.policy.is_trusted("10.1.2.3") and not runner.policy.is_trusted("192.0.2.1")
     assert runner.policy.hold_timeout_s == 42 and runner.advertise is None
+
+
+async def test_a_bridge_judged_dead_registers_again_so_new_calls_have_a_live_owner(media):
+    from telephony import selectors, services
+
+    runner = BridgeRunner(port=0, agent="echo")
+    await runner.start()
+    try:
+        old = runner.node.id
+        assert await runner.node.beat()
+        await sync_to_async(services.stop_node)(old)  # what another bridge does to a stalled one
+        assert not await runner.node.beat()
+        assert runner.node.id != old
+        live = await sync_to_async(lambda: list(selectors.live_nodes(15).values_list("pk", flat=True)))()
+        assert live == [runner.node.id]
+    finally:
+        await runner.stop()
