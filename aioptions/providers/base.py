@@ -120,8 +120,17 @@ class STTSession(abc.ABC):
     @abc.abstractmethod
     async def configure(self, *, eot_threshold: float | None = None,
                         eager_eot_threshold: float | None = None,
-                        eot_timeout_ms: int | None = None) -> None:
-        """Change turn thresholds mid-session (Flux ``Configure``)."""
+                        eot_timeout_ms: int | None = None,
+                        keyterms: list[str] | None = None) -> None:
+        """Change turn settings mid-session (Flux ``Configure``); None leaves a value as it is."""
+
+    def take_faults(self) -> list[str]:
+        """Faults the session recovered from since the last call (for the Turn row), then forget them."""
+        return []
+
+    def unsent_audio(self) -> bytes:
+        """After a fatal error: audio of the turn in progress a fallback recogniser should hear."""
+        return b""
 
     @abc.abstractmethod
     async def close(self) -> None:

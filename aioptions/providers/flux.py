@@ -10,6 +10,12 @@ Why it is built this way:
   kept, and the audio of the turn in progress (since the last ``EndOfTurn``, at most ``replay_s``) is
   sent again first, so speech cut by the drop is still recognised and no finished turn is repeated.
   ``turn_index`` continues across connections.
+- A Flux ``Error`` message is fatal for that connection only (the server closes it next): it is
+  handled like a drop (reconnect and replay), at most ``max_errors`` times per session. When the
+  session gives up it raises STTError from ``events()`` and keeps the audio of the turn in progress
+  (``unsent_audio()``), so the pipeline's fallback recogniser hears what the caller was saying.
+- ``configure()`` sends Flux's documented ``Configure`` (thresholds, keyterms) at once; the reply
+  (``ConfigureSuccess``/``ConfigureFailure``) is logged, and the values go into any reconnect's URL.
 """
 
 from __future__ import annotations
@@ -20,28 +26,24 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from urllib.parse import urlencode
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from .base import CLOSED, STT, AudioFormat, STTError, STTSession, TurnEvent, Word, queued_events
+from .base import CLOSED, STT, AudioFormat, STTError, STTSession, TurnEvent, queued_events
+from .flux_wire import CLOSE_STREAM, configure_message, kind_for_status, listen_url, turn_event
 
 log = logging.getLogger(__name__)
 USER_AGENT = "TalkyAI-VoiceAgent/1.0"
 FRAME_MS = 80
 
 
-def _kind_for_status(status: int) -> str:
-    if status in (401, 403):
-        return "auth"
-    if status == 429:
-        return "rate_limit"
-    return "server" if status >= 500 else "bad_request"
-
-
 class _Dropped(Exception):
     """The connection closed without our CloseStream: reconnect."""
+
+
+class _FluxError(_Dropped):
+    """Flux sent ``Error``: the connection is over, the session need not be."""
 
 
 class FluxSession(STTSession):
@@ -79,6 +81,9 @@ class FluxSession(STTSession):
         self.request_id: str | None = None
         self.thresholds: dict = {}  # as last confirmed by ConfigureSuccess
         self.configure_error: str | None = None
+        self.configures_acked = 0
+        self.errors = 0  # Flux Error messages received
+        self._faults: list[str] = []  # what went wrong and how it was handled, for the Turn row
 
     @property
     def audio_seconds(self) -> float:  # type: ignore[override]
@@ -91,9 +96,18 @@ class FluxSession(STTSession):
 
     # --- connection --------------------------------------------------------------------------
     def _url(self) -> str:
-        query = {"model": self.stt.model, "encoding": self.fmt.encoding, "sample_rate": self.fmt.sample_rate}
-        query.update({k: v for k, v in self.params.items() if v is not None})
-        return f"{self.stt.url}?{urlencode(query)}"
+        return listen_url(self.stt.url, self.stt.model, self.fmt, self.params)
+
+    def take_faults(self) -> list[str]:
+        faults, self._faults = self._faults, []
+        return faults
+
+    def unsent_audio(self) -> bytes:
+        """The audio of the turn in progress (bounded by replay_s) plus what was never shipped:
+        what a fallback recogniser should hear first when this session has given up."""
+        start = self._replay_from()
+        hist_start = self._pending_pos - len(self._history)
+        return bytes(self._history[start - hist_start :]) + bytes(self._pending)
 
     async def _connect(self, replay_from: int) -> None:
         try:
@@ -107,7 +121,7 @@ class FluxSession(STTSession):
             status = exc.response.status_code
             raise STTError(
                 f"Deepgram refused the connection: HTTP {status}",
-                kind=_kind_for_status(status),
+                kind=kind_for_status(status),
                 status=status,
                 provider="deepgram",
             ) from None
@@ -142,9 +156,20 @@ class FluxSession(STTSession):
             except STTError as exc:
                 await self._fail(exc)
                 return
+            except _FluxError as exc:
+                if self._closing:
+                    return
+                self.errors += 1
+                if self.errors > self.stt.max_errors:
+                    await self._fail(STTError(f"{exc} (error {self.errors}; giving up)", kind="server",
+                                              provider="deepgram"))
+                    return
+                self._faults.append(f"stt deepgram: {exc}; reconnected with replay")
+                log.warning("%s; reconnecting and replaying the turn in progress", exc)
             except _Dropped as exc:
                 if self._closing:
                     return
+                self._faults.append(f"stt deepgram: connection dropped ({exc}); reconnected with replay")
                 log.warning("Flux connection closed unexpectedly (%s); reconnecting", exc)
             finally:
                 sender.cancel()
@@ -180,8 +205,7 @@ class FluxSession(STTSession):
                 break
 
     async def _fail(self, exc: STTError) -> None:
-        self._dead = True
-        self._pending.clear()
+        self._dead = True  # send() drops audio from now on; unsent_audio() keeps the turn in progress
         await self._events.put(exc)
 
     async def _sender(self, ws: ClientConnection, replay: bytes) -> None:
@@ -195,7 +219,7 @@ class FluxSession(STTSession):
                 await self._wake.wait()
                 continue
             if not self._pending:  # closing and everything shipped
-                await ws.send(json.dumps({"type": "CloseStream"}))
+                await ws.send(CLOSE_STREAM)
                 return
             chunk = bytes(self._pending[:n])
             await ws.send(chunk)
@@ -227,7 +251,7 @@ class FluxSession(STTSession):
             return
         kind = msg.get("type")
         if kind == "TurnInfo":
-            ev = self._turn_event(msg)
+            ev = turn_event(msg, self._conn_base_s, self._turn_base)
             if ev.kind == "EndOfTurn":
                 self._turns_done = ev.turn_index + 1
                 self._turn_end_pos = max(self._turn_end_pos, round(ev.audio_window_end * self.bps))
@@ -235,39 +259,18 @@ class FluxSession(STTSession):
         elif kind == "Connected":
             self.request_id = msg.get("request_id")
         elif kind == "Error":
-            raise STTError(
-                f"Flux error {msg.get('code')}: {msg.get('description')}", kind="server", provider="deepgram"
-            )
+            raise _FluxError(f"Flux Error {msg.get('code')}: {msg.get('description')}")
         elif kind == "ConfigureSuccess":
             self.thresholds = dict(msg.get("thresholds") or {})
             self.configure_error = None
+            self.configures_acked += 1
+            log.info("Flux applied Configure: thresholds %s, %d keyterms", self.thresholds,
+                     len(msg.get("keyterms") or ()))
         elif kind == "ConfigureFailure":
             self.configure_error = str(msg.get("description") or msg.get("code") or "rejected")
             log.warning("Flux rejected Configure: %s", self.configure_error)
         elif kind == "Warning":
             log.warning("Flux warning %s: %s", msg.get("code"), msg.get("description"))
-
-    def _turn_event(self, msg: dict) -> TurnEvent:
-        off = self._conn_base_s
-
-        def shift(v) -> float | None:
-            return None if v is None else float(v) + off
-
-        words = tuple(
-            Word(str(w.get("word", "")), shift(w.get("start")), shift(w.get("end")), w.get("confidence"))
-            for w in msg.get("words") or []
-        )
-        return TurnEvent(
-            kind=msg.get("event", "Update"),
-            turn_index=int(msg.get("turn_index") or 0) + self._turn_base,
-            transcript=msg.get("transcript") or "",
-            words=words,
-            audio_window_start=float(msg.get("audio_window_start") or 0) + off,
-            audio_window_end=float(msg.get("audio_window_end") or 0) + off,
-            end_of_turn_confidence=float(msg.get("end_of_turn_confidence") or 0),
-            trigger=msg.get("trigger"),
-            received_at=time.monotonic(),
-        )
 
     # --- STTSession --------------------------------------------------------------------------
     async def send(self, audio: bytes) -> None:
@@ -295,8 +298,11 @@ class FluxSession(STTSession):
         eot_threshold: float | None = None,
         eager_eot_threshold: float | None = None,
         eot_timeout_ms: int | None = None,
+        keyterms: list[str] | None = None,
     ) -> None:
-        """Send ``Configure``; the values also go into the URL of any later reconnect."""
+        """Send ``Configure`` now (thresholds omitted keep their value; ``keyterms`` replaces the
+        list); the values also go into the URL of any later reconnect. Returns before Flux answers:
+        the answer is logged and counted (``configures_acked``/``configure_error``)."""
         thresholds = {
             k: v
             for k, v in (
@@ -306,12 +312,15 @@ class FluxSession(STTSession):
             )
             if v is not None
         }
-        if not thresholds:
+        message = configure_message(thresholds, keyterms)
+        if message is None:
             return
         self.params.update(thresholds)
-        if self._ws is not None and not self._closing:
+        if keyterms is not None:
+            self.params["keyterm"] = list(keyterms)
+        if self._ws is not None and not self._closing and not self._dead:
             with contextlib.suppress(ConnectionClosed):
-                await self._ws.send(json.dumps({"type": "Configure", "thresholds": thresholds}))
+                await self._ws.send(json.dumps(message))
 
     async def close(self, timeout: float = 2.0) -> None:
         """Ship what is buffered, send ``CloseStream``, give Flux ``timeout`` s to finish, then close."""
@@ -346,6 +355,7 @@ class FluxSTT(STT):
         url: str = "wss://api.deepgram.com/v2/listen",
         model: str = "flux-general-en",
         max_reconnects: int = 5,
+        max_errors: int = 3,
         connect_timeout: float = 10.0,
         replay_s: float = 2.0,
         max_backlog_s: float = 30.0,
@@ -356,6 +366,7 @@ class FluxSTT(STT):
         self.url = url
         self.model = model
         self.max_reconnects = max_reconnects
+        self.max_errors = max_errors
         self.connect_timeout = connect_timeout
         self.replay_s = replay_s
         self.max_backlog_s = max_backlog_s
@@ -370,12 +381,14 @@ class FluxSTT(STT):
         eot_threshold: float = 0.7,
         eager_eot_threshold: float | None = None,
         eot_timeout_ms: int = 5000,
+        keyterms: list[str] | None = None,
     ) -> FluxSession:
         """Connect (raises STTError at once on 401/unreachable) and return a running session."""
         params = {
             "eot_threshold": eot_threshold,
             "eager_eot_threshold": eager_eot_threshold,
             "eot_timeout_ms": eot_timeout_ms,
+            "keyterm": list(keyterms) if keyterms else None,
         }
         session = FluxSession(self, fmt, params)
         await session.start()

@@ -164,7 +164,8 @@ class OfflineSTTSession(STTSession):
     def events(self) -> AsyncIterator[TurnEvent]:
         return queued_events(self._events)
 
-    async def configure(self, *, eot_threshold=None, eager_eot_threshold=None, eot_timeout_ms=None) -> None:
+    async def configure(self, *, eot_threshold=None, eager_eot_threshold=None, eot_timeout_ms=None,
+                        keyterms=None) -> None:
         if eot_timeout_ms is not None:
             self.silence_s = min(max(eot_timeout_ms / 1000.0, 0.4), 0.7)
 

@@ -12,8 +12,13 @@ service, whose times restart at 0 on every connection. Three ways to script it:
   playing a WAV produces turns; transcript per turn from ``transcript`` (str or list, last repeated).
   EndOfTurn comes ``min_silence_s`` of audio silence plus ``eot_delay_ms`` after the speech.
 Error injection: ``handshake_status`` (e.g. 401) or ``api_key`` (401 on mismatch), ``error_after_s``
-(a Flux ``Error`` then close 1011), ``close_after_s`` (abrupt close of the first ``close_connections``
-connections), ``configure_fail``. ``connect_delay_ms`` delays ``Connected``.
+(a Flux ``Error`` then close 1011; on the first ``error_connections`` connections, default all),
+``close_after_s`` (abrupt close of the first ``close_connections`` connections), ``reconnect_status``
+(after an injected error or close, refuse every later handshake with this HTTP status: Flux stays
+down), ``configure_fail``. ``connect_delay_ms`` delays ``Connected``.
+``Configure`` is checked as documented (/docs/flux/configuration: eot_threshold 0.5-1.0,
+eager_eot_threshold 0.3-0.9 and <= eot_threshold, eot_timeout_ms 500-60000; keyterms replace the
+list): ``ConfigureFailure`` otherwise. A valid eager_eot_threshold turns eager events on.
 Everything the client sent is recorded per connection (``connections``). Works from pytest and from
 plain asyncio programs (benchmarks): ``async with FakeFluxServer(...) as srv: srv.url``.
 """
@@ -46,9 +51,11 @@ class FluxConnection:
     frames: list[int] = field(default_factory=list)  # sizes of binary frames, in order
     audio: bytearray | None = None  # every audio byte, when the server has record_audio=True
     controls: list[dict] = field(default_factory=list)  # JSON messages from the client
+    control_times: list[float] = field(default_factory=list)  # monotonic arrival of each control
     sent: list[dict] = field(default_factory=list)  # JSON messages to the client
     closed_by_client: bool = False  # CloseStream received
     opened_at: float = 0.0
+    keyterms: list[str] = field(default_factory=list)  # every keyterm= of the URL (repeatable)
 
     @property
     def configures(self) -> list[dict]:
@@ -67,6 +74,10 @@ class _Conn:
         self.enc, self.rate = enc, int(rec.query.get("sample_rate", "16000"))
         self.bps = self.rate * (2 if enc == "linear16" else 1)
         self.eager_on = "eager_eot_threshold" in rec.query
+        q = rec.query
+        eager = q.get("eager_eot_threshold")
+        self.thresholds = {"eot_threshold": float(q.get("eot_threshold", 0.7)),
+                           "eager_eot_threshold": None if eager is None else float(eager)}
         self.seq = 0
         self.index = 0  # turn_index of the current/next turn
         self.active = False
@@ -148,16 +159,21 @@ class _Conn:
             await self.ws.close()
             return True
         if kind == "Configure":
-            if self.srv.configure_fail:
+            problem = _configure_problem(msg, self.thresholds)
+            if self.srv.configure_fail or problem:
                 await self.send(
                     {
                         "type": "ConfigureFailure",
                         "request_id": "fake",
                         "code": "INVALID_THRESHOLD",
-                        "description": "eager_eot_threshold must be <= eot_threshold",
+                        "description": problem or "eager_eot_threshold must be <= eot_threshold",
                     }
                 )
             else:
+                thresholds = msg.get("thresholds") or {}
+                self.thresholds.update(thresholds)
+                if "eager_eot_threshold" in thresholds:
+                    self.eager_on = True
                 await self.send(
                     {
                         "type": "ConfigureSuccess",
@@ -192,12 +208,16 @@ class _Conn:
         if rec.audio is not None:
             rec.audio += data
         t = self.t
-        if srv.error_after_s is not None and t >= srv.error_after_s:
+        if srv.error_after_s is not None and t >= srv.error_after_s and (
+            srv.error_connections is None or self.number < srv.error_connections
+        ):
             await self.send(
                 {"type": "Error", "code": "INTERNAL_SERVER_ERROR", "description": "injected failure"}
             )
+            srv.injected_at.append(time.monotonic())
             return self.abort("injected failure")
         if srv.close_after_s is not None and self.number < srv.close_connections and t >= srv.close_after_s:
+            srv.injected_at.append(time.monotonic())
             return self.abort("injected close")
         while self.script_i < len(srv.script) and t >= srv.script[self.script_i][0]:
             msg = dict(srv.script[self.script_i][1])
@@ -267,6 +287,8 @@ class FakeFluxServer:
         handshake_status: int | None = None,
         api_key: str | None = None,
         error_after_s: float | None = None,
+        error_connections: int | None = None,
+        reconnect_status: int | None = None,
         close_after_s: float | None = None,
         close_connections: int = 1,
         configure_fail: bool = False,
@@ -286,6 +308,9 @@ class FakeFluxServer:
         self.handshake_status = handshake_status
         self.api_key = api_key
         self.error_after_s = error_after_s
+        self.error_connections = error_connections
+        self.reconnect_status = reconnect_status
+        self.injected_at: list[float] = []  # when injected errors/closes happened
         self.close_after_s = close_after_s
         self.close_connections = close_connections
         self.configure_fail = configure_fail
@@ -325,6 +350,8 @@ class FakeFluxServer:
 
     def _check(self, connection, request):
         status = self.handshake_status
+        if status is None and self.injected_at and self.reconnect_status is not None:
+            status = self.reconnect_status
         if status is None and self.api_key is not None:
             if request.headers.get("Authorization") != f"Token {self.api_key}":
                 status = 401
@@ -336,12 +363,14 @@ class FakeFluxServer:
 
     async def _handler(self, ws) -> None:
         req = ws.request
-        q = {k: v[0] for k, v in parse_qs(urlparse(req.path).query).items()}
+        raw = parse_qs(urlparse(req.path).query)
+        q = {k: v[0] for k, v in raw.items()}
         rec = FluxConnection(
             q,
             dict(req.headers.raw_items()),
             audio=bytearray() if self.record_audio else None,
             opened_at=time.monotonic(),
+            keyterms=raw.get("keyterm", []),
         )
         self.connections.append(rec)
         conn = _Conn(self, ws, rec, len(self.connections) - 1)
@@ -353,6 +382,7 @@ class FakeFluxServer:
                 if isinstance(data, str):
                     msg = json.loads(data)
                     rec.controls.append(msg)
+                    rec.control_times.append(time.monotonic())
                     done = await conn.on_control(msg)
                 else:
                     done = await conn.on_audio(data)
@@ -363,3 +393,24 @@ class FakeFluxServer:
         finally:
             for task in list(conn.later):
                 task.cancel()
+
+
+def _configure_problem(msg: dict, current: dict) -> str:
+    """Why Flux would answer ConfigureFailure ('' if the message is valid)."""
+    th = msg.get("thresholds") or {}
+    if not isinstance(th, dict) or set(th) - {"eot_threshold", "eager_eot_threshold", "eot_timeout_ms"}:
+        return "unknown threshold"
+    eot = th.get("eot_threshold", current["eot_threshold"])
+    eager = th.get("eager_eot_threshold", current["eager_eot_threshold"])
+    if not 0.5 <= float(eot) <= 1.0:
+        return "eot_threshold must be within 0.5..1.0"
+    if eager is not None and not 0.3 <= float(eager) <= 0.9:
+        return "eager_eot_threshold must be within 0.3..0.9"
+    if eager is not None and float(eager) > float(eot):
+        return "eager_eot_threshold must be <= eot_threshold"
+    if "eot_timeout_ms" in th and not 500 <= int(th["eot_timeout_ms"]) <= 60000:
+        return "eot_timeout_ms must be within 500..60000"
+    keyterms = msg.get("keyterms", [])
+    if not (isinstance(keyterms, list) and all(isinstance(k, str) for k in keyterms)):
+        return "keyterms must be a list of strings"
+    return ""

@@ -131,15 +131,61 @@ async def test_missing_key_and_nothing_listening():
     assert err.value.kind == "connection"
 
 
-async def test_flux_error_message_is_fatal_and_later_audio_is_dropped():
-    async with FakeFluxServer(error_after_s=0.2) as srv:
+async def test_flux_error_mid_utterance_reconnects_and_the_utterance_is_still_heard():
+    fed = pattern(2.4, seed=4)
+    async with FakeFluxServer(error_after_s=1.3, error_connections=1, utterances=[(1.0, 1.6, "after the error")],
+                              record_audio=True) as srv:
         s = await FluxSTT(api_key="k", url=srv.url).open(MULAW_8K)
-        await feed(s, 0.5)
+        feeder = asyncio.create_task(feed(s, audio=fed, pace=0.004))
+        events = await collect(s, timeout=8)
+        await feeder
+        await s.close()
+    assert srv.connections[0].sent[-1]["type"] == "Error" and len(srv.connections) == 2
+    assert s.errors == 1 and s.reconnects == 1
+    # the turn in progress (no EndOfTurn yet: from the call's start) was replayed to the new connection
+    assert s.connection_offsets[1] == 0.0 and bytes(srv.connections[1].audio) == fed
+    assert events[-1].kind == "EndOfTurn" and events[-1].transcript == "after the error"
+    assert events[-1].speech_end == pytest.approx(1.6, abs=0.01)
+    faults = s.take_faults()
+    assert len(faults) == 1 and "Flux Error INTERNAL_SERVER_ERROR" in faults[0] and s.take_faults() == []
+
+
+async def test_repeated_flux_errors_give_up_and_keep_the_turn_in_progress_for_a_fallback():
+    fed = pattern(0.6, seed=5)
+    async with FakeFluxServer(error_after_s=0.2) as srv:
+        s = await FluxSTT(api_key="k", url=srv.url, max_errors=2).open(MULAW_8K)
+        await feed(s, audio=fed, pace=0.002)
         with pytest.raises(STTError, match="injected failure") as err:
-            await collect(s, timeout=3)
-        assert err.value.kind == "server" and s.reconnects == 0 and len(srv.connections) == 1
+            await collect(s, until=None, timeout=5)
+        assert err.value.kind == "server" and s.errors == 3 and len(srv.connections) == 3
+        assert s.unsent_audio() == fed  # no turn ended: all of it (within replay_s) is for the fallback
         await feed(s, 1.0)
-        assert len(s._pending) == 0  # a dead session does not grow a buffer for the rest of the call
+        assert s.unsent_audio() == fed  # a dead session does not grow a buffer for the rest of the call
+        await s.close()
+
+
+async def test_configure_sends_thresholds_and_keyterms_and_reconnects_keep_them():
+    async with FakeFluxServer(close_after_s=0.3, utterances=[(0.5, 0.7, "hi")]) as srv:
+        s = await FluxSTT(api_key="k", url=srv.url).open(MULAW_8K, keyterms=["Acme"])
+        await s.configure(eager_eot_threshold=0.5, eot_timeout_ms=3000, keyterms=["Acme", "Tuesday"])
+        await feed(s, 1.2, pace=0.002)
+        await collect(s, timeout=5)
+        await s.close()
+    first, second = srv.connections
+    thresholds = {"eager_eot_threshold": 0.5, "eot_timeout_ms": 3000}
+    assert first.configures == [{"type": "Configure", "thresholds": thresholds, "keyterms": ["Acme", "Tuesday"]}]
+    assert s.configures_acked == 1 and s.thresholds == {"eager_eot_threshold": 0.5, "eot_timeout_ms": 3000}
+    assert second.query["eager_eot_threshold"] == "0.5" and second.query["eot_timeout_ms"] == "3000"
+    assert first.keyterms == ["Acme"] and second.keyterms == ["Acme", "Tuesday"]
+
+
+async def test_configure_violating_the_documented_ranges_is_a_configure_failure():
+    async with FakeFluxServer(utterances=[(0.1, 0.3, "still works")]) as srv:
+        s = await FluxSTT(api_key="k", url=srv.url).open(MULAW_8K, eot_threshold=0.6)
+        await s.configure(eager_eot_threshold=0.8)  # above eot_threshold
+        await feed(s, 0.5)
+        events = await collect(s)
+        assert "eager_eot_threshold" in s.configure_error and events[-1].transcript == "still works"
         await s.close()
 
 
