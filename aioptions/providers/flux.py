@@ -161,8 +161,8 @@ class FluxSession(STTSession):
                     return
                 self.errors += 1
                 if self.errors > self.stt.max_errors:
-                    await self._fail(STTError(f"{exc} (error {self.errors}; giving up)", kind="server",
-                                              provider="deepgram"))
+                    log.warning("Flux sent Error %d times; giving up on this session", self.errors)
+                    await self._fail(STTError(str(exc), kind="server", provider="deepgram"))
                     return
                 self._faults.append(f"stt deepgram: {exc}; reconnected with replay")
                 log.warning("%s; reconnecting and replaying the turn in progress", exc)
@@ -259,7 +259,7 @@ class FluxSession(STTSession):
         elif kind == "Connected":
             self.request_id = msg.get("request_id")
         elif kind == "Error":
-            raise _FluxError(f"Flux Error {msg.get('code')}: {msg.get('description')}")
+            raise _FluxError(f"Flux error {msg.get('code')}: {msg.get('description')}")
         elif kind == "ConfigureSuccess":
             self.thresholds = dict(msg.get("thresholds") or {})
             self.configure_error = None

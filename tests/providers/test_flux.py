@@ -147,7 +147,7 @@ async def test_flux_error_mid_utterance_reconnects_and_the_utterance_is_still_he
     assert events[-1].kind == "EndOfTurn" and events[-1].transcript == "after the error"
     assert events[-1].speech_end == pytest.approx(1.6, abs=0.01)
     faults = s.take_faults()
-    assert len(faults) == 1 and "Flux Error INTERNAL_SERVER_ERROR" in faults[0] and s.take_faults() == []
+    assert len(faults) == 1 and "Flux error INTERNAL_SERVER_ERROR" in faults[0] and s.take_faults() == []
 
 
 async def test_repeated_flux_errors_give_up_and_keep_the_turn_in_progress_for_a_fallback():

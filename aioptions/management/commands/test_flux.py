@@ -118,7 +118,7 @@ class Command(BaseCommand):
     ) -> str | None:
         from aioptions.providers.flux import FluxSTT
 
-        stt = FluxSTT(api_key=key, url=url, max_reconnects=0)
+        stt = FluxSTT(api_key=key, url=url, max_reconnects=0, max_errors=0)  # one-shot: report, don't recover
         t0 = time.monotonic()
         session = await stt.open(fmt)
         self.stdout.write(
