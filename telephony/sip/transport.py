@@ -41,6 +41,7 @@ class SipTransport:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)  # bursts (load tests, a REGISTER storm)
             sock.bind((host, port))
             sock.setblocking(False)
         except OSError:

@@ -94,3 +94,65 @@ async def test_session_latches_paces_and_reports_sent_time():
     assert a.clear() == 1600 and a.queued_bytes == 0
     a.close()
     await clock.aclose()
+
+
+class _Wire:
+    def __init__(self) -> None:
+        self.packets: list[tuple[bytes, tuple]] = []
+
+    def sendto(self, data: bytes, addr) -> None:
+        self.packets.append((data, addr))
+
+
+def _session(**kw) -> tuple[RtpSession, _Wire]:
+    s = RtpSession(payload_type=0, codec="PCMU", remote=("127.0.0.1", 40000), clock=MediaClock(), **kw)
+    s.transport = _Wire()
+    return s, s.transport
+
+
+def test_agent_audio_waits_through_hold_and_until_the_peer_is_verified():
+    s, wire = _session(signal_ip="127.0.0.1")
+    s.enqueue(b"\x33" * 480)
+    s.tick(0.0, 0)
+    assert wire.packets == [] and s.queued_bytes == 480  # no ACK / RTP from the caller yet: nothing leaves
+    s.verified = True
+    s.tick(0.02, 1)
+    assert len(wire.packets) == 1 and s.queued_bytes == 320
+    s.send_enabled = False  # re-INVITE: on hold
+    for n in range(2, 10):
+        s.tick(n * 0.02, n)
+    assert len(wire.packets) == 1 and s.queued_bytes == 320  # what the agent said during hold is kept
+    s.send_enabled = True
+    s.tick(0.3, 11)
+    s.tick(0.32, 12)
+    assert [parse_rtp(d).payload for d, _ in wire.packets[1:]] == [b"\x33" * 160] * 2
+
+
+def test_a_new_stream_after_a_reinvite_is_not_counted_as_loss():
+    s, _ = _session(signal_ip="127.0.0.1")
+    src = ("127.0.0.1", 40000)
+    for i in range(5):
+        s.datagram_received(build_rtp(0, 100 + i, i * 160, 7, False, b"\x11" * 160), src)
+        s.tick(i * 0.02, i)
+    for i in range(5):  # the phone restarts its sequence 30 higher with a new SSRC
+        s.datagram_received(build_rtp(0, 135 + i, 90000 + i * 160, 8, False, b"\x11" * 160), src)
+        s.tick(0.1 + i * 0.02, 5 + i)
+    s.reset_inbound()  # and a re-INVITE resets the sequence state the same way
+    for i in range(5):
+        s.datagram_received(build_rtp(0, 160 + i, 190000 + i * 160, 8, False, b"\x11" * 160), src)
+        s.tick(0.2 + i * 0.02, 10 + i)
+    assert s.jitter.lost == 0 and s.packets_in == 15
+
+
+def test_media_latches_only_to_the_callers_addresses_within_the_window():
+    now = [100.0]
+    s, _ = _session(signal_ip="192.0.2.10", latch_window_s=10.0, now=lambda: now[0])
+    pkt = build_rtp(0, 1, 0, 5, False, b"\x11" * 160)
+    s.datagram_received(pkt, ("198.51.100.1", 4000))  # a stranger
+    s.datagram_received(build_rtp(96, 1, 0, 5, False, b"x"), ("192.0.2.10", 4000))  # caller's IP, wrong PT
+    assert not s.latched and s.ignored == 2
+    now[0] += 11  # past the window: a NAT'd port of the caller's IP no longer latches...
+    s.datagram_received(pkt, ("192.0.2.10", 4002))
+    assert not s.latched
+    s.datagram_received(pkt, ("127.0.0.1", 40000))  # ...but the SDP address always does
+    assert s.latched and s.verified and s.remote == ("127.0.0.1", 40000)
