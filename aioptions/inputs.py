@@ -187,13 +187,13 @@ def name(value: Any, field: str, *, max_len: int = MAX_NAME, allow_empty: bool =
     if not isinstance(value, str):
         need = "must be a string" if allow_empty else "is required and must be a non-empty string"
         raise InputError(f"{field} {need}", field=field)
+    if len(value) > max_len:
+        raise InputError(f"{field} is {len(value)} characters; at most {max_len}", field=field)
+    if _ANY_CONTROL.search(value):  # before stripping: "x\n" is not a name with a space to trim
+        raise InputError(f"{field} must not contain control characters", field=field)
     value = value.strip()
     if not value and not allow_empty:
         raise InputError(f"{field} is required and must be a non-empty string", field=field)
-    if len(value) > max_len:
-        raise InputError(f"{field} is {len(value)} characters; at most {max_len}", field=field)
-    if _ANY_CONTROL.search(value):
-        raise InputError(f"{field} must not contain control characters", field=field)
     _check_string(value, field)
     return value
 
