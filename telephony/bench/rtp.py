@@ -21,6 +21,7 @@ import psutil
 
 from telephony.agents.echo import EchoAgent
 from telephony.media.gateway import SIPMediaGateway
+from telephony.sip.policy import SipPolicy, parse_networks
 
 from . import pct, write
 from .netns import ensure_netns
@@ -37,7 +38,7 @@ async def run(calls: int, seconds: float, port: int = 5060) -> dict:
         return EchoAgent()
 
     gw = SIPMediaGateway(host="127.0.0.1", port=port, rtp_ports=(20000, 30000), agent_factory=factory,
-                         max_calls=calls + 10)
+                         max_calls=calls + 10, policy=SipPolicy(trusted=parse_networks("127.0.0.1")))  # one sipp
     await gw.start()
     work = Path(tempfile.mkdtemp(prefix="rtpbench-"))
     (work / "pcap").symlink_to("/usr/share/sip-tester")

@@ -156,7 +156,8 @@ class BridgeRunner:
 
     def status(self) -> dict:
         gw = self.gateway
-        return {"status": "running", "host": gw.host, "port": gw.port,
+        # never "running" when nothing listens: a failed SIP socket says so
+        return {"status": "running" if gw.listening else "failed", "host": gw.host, "port": gw.port,
                 "bind": f"{gw.host}:{gw.port}", "advertised": getattr(gw, "advertised", self.advertise),
                 "node": self.node.name, "auth": self.accounts.mode,
                 "calls": gw.active_calls, "agent": self.agent, **gw.stats}

@@ -16,6 +16,7 @@ import random
 import re
 import time
 
+from talky.logsafe import clip
 from telephony.media.call import CallInfo, LiveCall
 from telephony.media.dialogs import Dialog
 from telephony.media.recording import StereoRecorder
@@ -76,7 +77,7 @@ class CallFlow:
     def _reject(self, req: SipMessage, src, status: int, why: str) -> None:
         self.stats["rejected"] += 1
         self._respond(req, status, to_tag=new_tag(), src=src)
-        log.info("call %s rejected: %s", req.call_id[:40], why)
+        log.info("call %s rejected: %s", clip(req.call_id, 40), why)
 
     @staticmethod
     def _session_timer(req: SipMessage) -> int:
@@ -101,7 +102,7 @@ class CallFlow:
                 now=self.now)
         except RtpPortsExhausted:
             self._respond(req, 503, to_tag=dlg.to_tag, src=src)
-            log.error("call %s rejected: no free RTP port", req.call_id[:40])
+            log.error("call %s rejected: no free RTP port", clip(req.call_id, 40))
             await self._end(dlg, "error", send_bye=False)
             return
         if dlg.state == "ended":  # cancelled while the socket was opening
@@ -111,8 +112,8 @@ class CallFlow:
                         session.local_port)
         call = LiveCall(info, session, lambda reason: self._agent_hangup(dlg, reason))
         dlg.call = call
-        log.info("call %s from %s to %s: %s, RTP local %d remote %s", req.call_id[:40], repr(info.caller_uri[:80]),
-                 repr(dialed), codec, session.local_port, media)
+        log.info("call %s from %s to %s: %s, RTP local %d remote %s", clip(req.call_id, 40), clip(info.caller_uri, 80),
+                 clip(dialed, 64), codec, session.local_port, media)
         try:
             if self.hooks.on_call_started:
                 meta = await self.hooks.on_call_started(info) or {}
@@ -144,7 +145,7 @@ class CallFlow:
             dlg.tasks.append(asyncio.create_task(self._retransmit_200(dlg)))
             dlg.agent_task = asyncio.create_task(self._run_agent(dlg))
         except Exception:  # noqa: BLE001
-            log.exception("call %s setup failed", req.call_id[:40])
+            log.exception("call %s setup failed", clip(req.call_id, 40))
             await self._end(dlg, "error", send_bye=dlg.state != "early")
 
     def _dialog_headers(self, dlg: Dialog) -> list[tuple[str, str]]:
@@ -196,7 +197,7 @@ class CallFlow:
         if not await timers.retransmit(lambda: self._send(dlg.last_response, dlg.src), dlg.ack_event,
                                        send_first=False):
             if dlg.state == "answered":
-                log.warning("call %s: no ACK after %.0f s, hanging up", dlg.invite.call_id[:40], 64 * timers.T1)
+                log.warning("call %s: no ACK after %.0f s, hanging up", clip(dlg.invite.call_id, 40), 64 * timers.T1)
                 await self._end(dlg, "error", send_bye=True)
 
     async def _run_agent(self, dlg: Dialog) -> None:
@@ -207,7 +208,7 @@ class CallFlow:
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - one agent's bug ends one call
-            log.exception("agent failed on call %s", call.call_id[:40])
+            log.exception("agent failed on call %s", clip(call.call_id, 40))
             if dlg.state != "ended":
                 await self._end(dlg, "error", send_bye=True)
 
@@ -280,7 +281,7 @@ class CallFlow:
         if not body:
             extra = [h for h in extra if h[0] != "Content-Type"]
         self._respond(req, 200, to_tag=dlg.to_tag, body=body, extra=extra, src=src)
-        log.info("call %s: %s -> %s", req.call_id[:40], req.method, offer.direction if offer else "refresh")
+        log.info("call %s: %s -> %s", clip(req.call_id, 40), req.method, offer.direction if offer else "refresh")
 
     def _on_update(self, req: SipMessage, src, local_ip) -> None:
         dlg = self._in_dialog(req, src)
@@ -379,12 +380,12 @@ class CallFlow:
         path = dlg.recorder.close() if dlg.recorder else None
         stats = call.session.stats()
         self.stats["ended"] += 1
-        log.info("call %s ended (%s) rtp_in=%d rtp_out=%d lost=%d ignored=%d", call.call_id[:40], reason,
+        log.info("call %s ended (%s) rtp_in=%d rtp_out=%d lost=%d ignored=%d", clip(call.call_id, 40), reason,
                  stats["packets_in"], stats["packets_out"], stats["lost"], stats["ignored_sources"])
         try:
             if self.hooks.on_call_ended:
                 await self.hooks.on_call_ended(call, stats, path)
         except Exception:  # noqa: BLE001
-            log.exception("finalising call %s failed", call.call_id[:40])
+            log.exception("finalising call %s failed", clip(call.call_id, 40))
         finally:
             self._forget(dlg)

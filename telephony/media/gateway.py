@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from talky.logsafe import clip  # Django-free: bounded, escaped attacker text for log lines
 from telephony.media.call import LiveCall
 from telephony.media.callflow import ALLOW, CallFlow
 from telephony.media.dialogs import Dialog, GatewayHooks
@@ -33,12 +34,7 @@ from telephony.sip.transactions import ResponseCache
 from telephony.sip.transport import SipTransport
 
 log = logging.getLogger("telephony.bridge")
-__all__ = ["GatewayHooks", "SIPMediaGateway", "clip"]
-
-
-def clip(value: object, n: int = 120) -> str:
-    """Attacker-controlled text for a log line: bounded and with control characters escaped."""
-    return repr(str(value)[:n])
+__all__ = ["GatewayHooks", "SIPMediaGateway"]
 
 
 class SIPMediaGateway(CallFlow):

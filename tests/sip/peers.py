@@ -153,11 +153,11 @@ def windowed_corr(ref: np.ndarray, got: np.ndarray, lag: int, rate: int = 8000) 
 
 
 def baresip_dir(tmp: Path, wav: Path, codecs: str = "PCMU,PCMA", user: str = "tester",
-                register: str | None = None) -> Path:
+                register: str | None = None, ip: str = "127.0.0.1", domain: str = "127.0.0.1") -> Path:
     d = tmp / "baresip"
     (d / "rec").mkdir(parents=True, exist_ok=True)
     (d / "config").write_text(f"""poll_method epoll
-sip_listen 127.0.0.1:5062
+sip_listen {ip}:5062
 call_local_timeout 30
 call_max_calls 4
 audio_player aubridge,nul
@@ -172,7 +172,7 @@ rtp_ports 30000-30100
 rtcp_mux no
 jitter_buffer_delay 1-10
 rtp_stats yes
-net_interface 127.0.0.1
+net_interface {ip}
 snd_path {d / 'rec'}
 module_path /usr/lib/baresip/modules
 module g711.so
@@ -183,7 +183,7 @@ module_tmp account.so
 module_app menu.so
 """)
     reg = register or "regint=0"
-    (d / "accounts").write_text(f"<sip:{user}@127.0.0.1>;{reg};audio_codecs={codecs}\n")
+    (d / "accounts").write_text(f"<sip:{user}@{domain}>;{reg};audio_codecs={codecs}\n")
     return d
 
 

@@ -132,7 +132,8 @@ def test_sipp_uac_pcap_call(tmp_path, env):
 def test_sipp_load_50_concurrent_calls(tmp_path, env):
     require("sipp", "unshare")
     xml = _uac_pcap(tmp_path)
-    out = run_in_netns(bridge_script(tmp_path, agent="echo")
+    # one load generator = one source address: trusted, or the per-source limits would (rightly) stop it
+    out = run_in_netns(bridge_script(tmp_path, agent="echo", extra="--trusted 127.0.0.1")
                        + f"cd {tmp_path} && timeout 90 sipp -sf {xml} 127.0.0.1:5060 -i 127.0.0.1 -mi 127.0.0.1 "
                        f"-p 5070 -s 100 -r 50 -rp 1000 -l 50 -m 50 -nostdin -trace_stat -stf stat.csv "
                        f"> sipp.out 2>&1; echo SIPP_RC=$?\n" + STOP_BRIDGE, env, timeout=150)

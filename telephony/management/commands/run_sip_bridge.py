@@ -61,12 +61,15 @@ class Command(BaseCommand):
                               rtp_timeout_s=opts["rtp_timeout"], publish_heartbeat=True,
                               advertise=advertise or "", policy=policy)
         try:
-            asyncio.run(self._serve(runner))
+            failed = asyncio.run(self._serve(runner))
         except OSError as exc:
             raise CommandError(f"cannot start the SIP bridge on {opts['host']}:{opts['port']}: {exc}") from None
+        if failed:  # exit non-zero so systemd (Restart=on-failure) or the operator notices at once
+            raise CommandError("the SIP listener failed; active calls were ended and the bridge stopped")
         self.stdout.write("SIP bridge stopped")
 
-    async def _serve(self, runner) -> None:
+    async def _serve(self, runner) -> bool:
+        """Serve until SIGTERM/SIGINT or until the SIP socket fails; True when it failed."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -74,7 +77,12 @@ class Command(BaseCommand):
         await runner.start()
         if runner.recovered:
             self.stdout.write(f"finalised {runner.recovered} call(s) left open by a bridge that died")
-        await stop.wait()
+        failed = asyncio.ensure_future(runner.gateway.failed.wait())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({failed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        for t in (failed, stopped):
+            t.cancel()
         logging.getLogger("telephony.bridge").info("stopping: sending BYE to %d active call(s)",
                                                    runner.gateway.active_calls)
         await runner.stop()
+        return runner.gateway.failed.is_set()
