@@ -1,28 +1,34 @@
 """VoicePipelineAgent: one call's conversation — STT events drive turns, replies stream through
-LLM -> speakable pieces -> TTS -> paced RTP, every turn records its waterfall at the wire."""
+LLM -> speakable pieces -> TTS -> paced RTP, every turn records its waterfall at the wire.
+
+The jobs around it live in their own modules: supervisor.py (a recogniser that always listens),
+live.py (config changes applied mid-call: Flux Configure, prewarming), fillers.py (no dead air:
+filler, apology, goodbye timed from the end of speech), llmflow.py (the LLM fallback chain),
+voiceclock.py (the bridge's audio clock, the zero of every deadline and waterfall)."""
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import time
-
-from django.conf import settings
 
 from aioptions.providers import factory
 from aioptions.providers.base import ALAW_8K, MULAW_8K, LLMError, STTError, TurnEvent
 from telephony.media.contract import DtmfEvent, HangupEvent
 
-from . import store
+from . import fillers, store
 from .chunker import SpeakableChunker
+from .fillers import TurnDeadlines
+from .live import LiveConfig
+from .llmflow import LLMChainExhausted, llm_deltas
 from .speech import SpokenReply
+from .supervisor import STTSupervisor
 from .turns import BargeIn, CancelSpeculative, Commit, StartSpeculative, TurnMachine
+from .voiceclock import VoiceClock
 
 log = logging.getLogger("telephony.pipeline")
 VOICE_RULES = ("\nSpeak in short, plain sentences for a phone call: no lists, no markdown. When the caller is "
                "done, say a short goodbye and end your reply with [END_CALL].")
-APOLOGY = "Sorry, one moment."
 
 
 def _delta_ms(a: float | None, b: float | None) -> float | None:
@@ -30,44 +36,51 @@ def _delta_ms(a: float | None, b: float | None) -> float | None:
 
 
 class VoicePipelineAgent:
-    def __init__(self, call, options: dict | None = None) -> None:
+    def __init__(self, call, options: dict | None = None, clock: fillers.Clock | None = None) -> None:
         self.call = call
         self.options = options or {}
+        self.clock = clock or fillers.Clock()
         self.history: list[dict] = []
         self.turn_index = 0
         self.reply_task: asyncio.Task | None = None
         self.reply: SpokenReply | None = None
         self.spec: tuple[str, object, list[str]] | None = None  # (transcript, stream, buffered deltas)
         self.spec_task: asyncio.Task | None = None
-        self._frame_times: collections.deque[float] = collections.deque(maxlen=3000)  # 60 s of 20 ms frames
-        self._frames_sent = 0
+        self.voice = VoiceClock(call.codec)
         self._cfg_task: asyncio.Task | None = None
         self.barge_latencies: list[float] = []
         self.turns: list[dict] = []
+        self.notes: list[str] = []  # provider faults handled since the last turn, for its Turn row
         self._hangup_requested = False
-        self._llms: dict[tuple[str, str], object] = {}  # SDK clients are costly to build: one per model per call
+        self.llm_clients: dict[tuple[str, str], object] = {}  # SDK clients are costly: one per model per call
+        self.warm_tts: dict[tuple[str, str], object] = {}  # voices prewarmed after a config change
+        self.stt: STTSupervisor | None = None
 
     # --- setup -----------------------------------------------------------------------------
     async def run(self, call) -> None:
         self.campaign, self.cfg = await store.resolve_config(call.campaign_id)
         self.fmt = MULAW_8K if call.codec == "PCMU" else ALAW_8K
         self.tts = factory.build_tts(self.cfg)
-        self._tts_key = (self.cfg.tts_provider, self.cfg.voice_id)
+        self.tts_key = (self.cfg.tts_provider, self.cfg.voice_id)
         system = (self.campaign.system_prompt if self.campaign else "You are a helpful phone agent.") + VOICE_RULES
         self.history = [{"role": "system", "content": system}]
         greeting = (self.campaign.greeting if self.campaign else "") or "Hello, how can I help you?"
         self.machine = TurnMachine(eager_enabled=self.cfg.turn.eager_eot_threshold is not None)
-        asyncio.create_task(self._prewarm_llm())
+        self.live = LiveConfig(self)
+        asyncio.create_task(self.prewarm_llm(self.cfg.llm_provider, self.cfg.llm_model))
+        self.stt = STTSupervisor(self.cfg, self.fmt, call.call_id, self.note)
         try:
-            self.stt = await self._open_stt()
+            await self.stt.open()
         except STTError as exc:
-            log.error("call %s: STT unavailable (%s); hanging up", call.call_id, exc)
-            await call.hangup("error")
+            log.error("call %s: no recogniser at all (%s); hanging up", call.call_id, exc)
+            await self.goodbye("stt unavailable")
+            await self._cleanup()
             return
         self.history.append({"role": "assistant", "content": greeting})
         self.reply_task = asyncio.create_task(self._speak(greeting))
-        tasks = [asyncio.create_task(self._pump_audio()), asyncio.create_task(self._stt_loop()),
-                 asyncio.create_task(self._call_events())]
+        asyncio.create_task(fillers.render_clips(self.tts, self.fmt))  # while the greeting plays
+        tasks = [asyncio.create_task(self._pump_audio()), asyncio.create_task(self.stt.run(self._handle, self.goodbye)),
+                 asyncio.create_task(self._call_events()), asyncio.create_task(self.live.run())]
         try:
             await tasks[2]  # ends with the hang-up
         finally:
@@ -78,34 +91,43 @@ class VoicePipelineAgent:
                 await asyncio.wait(pending, timeout=1.0)
             await self._cleanup()
 
-    async def _prewarm_llm(self) -> None:
-        """Build the LLM client and make one cheap request (GET /models) while the greeting plays, so
-        the first turn does not pay for TLS/HTTP connection setup and first-use code paths."""
+    def note(self, text: str) -> None:
+        """A provider fault handled mid-call: logged where it happened, recorded on the next Turn row."""
+        self.notes.append(text)
+
+    def llm_client(self, provider: str, model: str):
+        key = (provider, model)
+        if key not in self.llm_clients:
+            self.llm_clients[key] = factory.build_llm_for(provider, model)
+        return self.llm_clients[key]
+
+    async def prewarm_llm(self, provider: str, model: str) -> None:
+        """Build the LLM client and make one cheap request (GET /models) before it is needed (call
+        start, or a model switched mid-call), so a turn does not pay for connection setup."""
         try:
-            await asyncio.wait_for(self._llm(self.cfg.llm_provider, self.cfg.llm_model).list_models(), 3)
+            await asyncio.wait_for(self.llm_client(provider, model).list_models(), 3)
         except Exception:  # noqa: BLE001 - only an optimisation
             pass
 
-    async def _open_stt(self):
-        turn = self.cfg.turn
+    async def prewarm_tts(self, provider: str, voice_id: str) -> None:
+        """Build the newly selected voice and open its connection (Cartesia's WebSocket) now."""
         try:
-            return await factory.build_stt(self.cfg).open(
-                self.fmt, eot_threshold=turn.eot_threshold, eager_eot_threshold=turn.eager_eot_threshold,
-                eot_timeout_ms=turn.eot_timeout_ms)
-        except STTError as exc:
-            if self.cfg.stt_provider == "offline":
-                raise
-            log.warning("Flux unavailable (%s); using the offline recogniser", exc)
-            from aioptions.providers.offline_stt import OfflineSTT
-
-            return await OfflineSTT().open(self.fmt)
+            tts = factory.build_tts_for(provider, voice_id)
+            self.warm_tts[(provider, voice_id)] = tts
+            connect = getattr(tts, "connect", None)
+            if connect is not None:
+                await asyncio.wait_for(connect(), 3)
+            await fillers.render_clips(tts, self.fmt)
+        except Exception:  # noqa: BLE001 - only an optimisation
+            pass
 
     async def _cleanup(self) -> None:
         """Summary first (it is what the dashboard reads), then close provider connections; the
         bridge gives an ending agent about 2 s, so everything here is bounded."""
         await store.summarise_call(self.call.record_id, self.cfg.llm_model, self.cfg.voice_id)
-        closers = [self.tts.aclose(), *(llm.aclose() for llm in self._llms.values())]
-        if getattr(self, "stt", None) is not None:
+        closers = [self.tts.aclose(), *(llm.aclose() for llm in self.llm_clients.values()),
+                   *(t.aclose() for t in self.warm_tts.values() if t is not self.tts)]
+        if self.stt is not None:
             closers.append(self.stt.close())
         try:
             await asyncio.wait_for(asyncio.gather(*closers, return_exceptions=True), 1.5)
@@ -117,17 +139,8 @@ class VoicePipelineAgent:
         """Every inbound 20 ms frame goes to STT unchanged (mu-law/A-law straight from RTP). The
         stream is continuous (silence-filled), so the recogniser can always close a turn."""
         async for frame in self.call.audio_in():
-            self._frame_times.append(time.monotonic())
-            self._frames_sent += 1
+            self.voice.on_frame(frame, time.monotonic())
             await self.stt.send(frame)
-
-    def audio_time_to_monotonic(self, t: float) -> float | None:
-        """Map a time on the STT audio clock to when that audio reached us."""
-        k = int(t / 0.02)
-        first = self._frames_sent - len(self._frame_times)
-        if k < first or k >= self._frames_sent:
-            return None
-        return self._frame_times[k - first] + (t - k * 0.02)
 
     def agent_speaking(self) -> bool:
         return bool(self.call.playout_queued_bytes) or (self.reply_task is not None and not self.reply_task.done())
@@ -136,17 +149,10 @@ class VoicePipelineAgent:
         async for ev in self.call.events():
             if isinstance(ev, DtmfEvent):
                 fake = TurnEvent("EndOfTurn", self.turn_index, transcript=f"[caller pressed {ev.digit}]",
-                                 received_at=ev.at, audio_window_end=self._frames_sent * 0.02)
+                                 received_at=ev.at, audio_window_end=self.voice.audio_seconds)
                 await self._handle(fake)
             elif isinstance(ev, HangupEvent):
                 return
-
-    async def _stt_loop(self) -> None:
-        try:
-            async for ev in self.stt.events():
-                await self._handle(ev)
-        except STTError as exc:
-            log.error("call %s: STT failed: %s", self.call.call_id, exc)
 
     async def _handle(self, ev: TurnEvent) -> None:
         if ev.kind == "StartOfTurn":  # prefetch the config for this turn (live changes apply here)
@@ -176,17 +182,11 @@ class VoicePipelineAgent:
         self.barge_latencies.append((time.monotonic() - t0) * 1000)
         log.info("call %s: barge-in", self.call.call_id)
 
-    def _llm(self, provider: str, model: str):
-        key = (provider, model)
-        if key not in self._llms:
-            self._llms[key] = factory.build_llm_for(provider, model)
-        return self._llms[key]
-
     def _messages(self, user_text: str) -> list[dict]:
         return [*self.history, {"role": "user", "content": user_text}]
 
     def _start_speculative(self, transcript: str) -> None:
-        stream = self._llm(self.cfg.llm_provider, self.cfg.llm_model).stream(self._messages(transcript))
+        stream = self.llm_client(self.cfg.llm_provider, self.cfg.llm_model).stream(self._messages(transcript))
         buffered: list[str] = []
 
         async def prefetch() -> None:  # text only: nothing is spoken or stored speculatively
@@ -214,7 +214,9 @@ class VoicePipelineAgent:
         spec = self.spec if action.promote else None
         spec_task = self.spec_task if action.promote else None
         self.spec, self.spec_task = None, None
-        self.reply_task = asyncio.create_task(self._turn(action, spec, spec_task))
+        # the deadlines start at the end of speech, before anything else of the turn runs
+        deadlines = TurnDeadlines(self.voice.speech_end(action.event), self.clock)
+        self.reply_task = asyncio.create_task(self._turn(action, spec, spec_task, deadlines))
 
     # --- a turn ----------------------------------------------------------------------------
     async def _refresh_config(self) -> None:
@@ -225,21 +227,22 @@ class VoicePipelineAgent:
             log.exception("config refresh failed")
         self._cfg_task = None
         key = (self.cfg.tts_provider, self.cfg.voice_id)
-        if key != self._tts_key:
-            old, self.tts = self.tts, factory.build_tts(self.cfg)
-            self._tts_key = key
+        if key != self.tts_key:
+            old = self.tts
+            self.tts = self.warm_tts.pop(key, None) or factory.build_tts(self.cfg)
+            self.tts_key = key
             asyncio.create_task(old.aclose())
         self.machine.eager_enabled = self.cfg.turn.eager_eot_threshold is not None
 
-    async def _turn(self, action: Commit, spec, spec_task) -> None:
+    async def _turn(self, action: Commit, spec, spec_task, deadlines: TurnDeadlines) -> None:
         ev = action.event
         index = self.turn_index
         self.turn_index += 1
-        errors: list[str] = []
+        errors: list[str] = [*self.notes, *self.stt.take_faults()]
+        self.notes.clear()
+        filler_task = None
         await self._refresh_config()
-        speech_end = self.audio_time_to_monotonic(ev.speech_end) if ev.speech_end else None
-        if speech_end is None or speech_end > ev.received_at:
-            speech_end = ev.received_at
+        speech_end = deadlines.speech_end
         user_text = action.transcript
         messages = self._messages(user_text)
         self.history.append({"role": "user", "content": user_text})
@@ -248,9 +251,27 @@ class VoicePipelineAgent:
         chunker = SpeakableChunker()
         llm_requested = llm_first = None
         used_model = (self.cfg.llm_provider, self.cfg.llm_model)
-        apology = asyncio.create_task(self._apology_after(reply, 1.8, errors))
+        apologised = False
+
+        async def play_clip(text: str) -> bool:
+            audio = await fillers.clip(self.tts, self.fmt, text, self._offline_tts)
+            if not audio or reply.cancelled or (text == fillers.FILLER and reply.enqueued):
+                return False
+            reply.play_extra(audio)
+            errors.append(f"said {text!r} at {round((self.clock.now() - speech_end) * 1000)} ms")
+            return True
+
+        async def apologise() -> None:
+            nonlocal apologised
+            if not apologised and not reply.enqueued_speech:
+                apologised = True
+                await play_clip(fillers.APOLOGY)
+
+        filler_task = asyncio.create_task(deadlines.filler_watch(lambda: bool(reply.enqueued),
+                                                                 lambda: play_clip(fillers.FILLER)))
         try:
-            async for delta, stream, model in self._llm_deltas(messages, spec, spec_task, errors):
+            async for delta, stream, model in llm_deltas(self, messages, spec, spec_task, errors, deadlines,
+                                                         apologise):
                 if llm_requested is None:
                     llm_requested, llm_first = stream.result.requested_at, stream.result.first_token_at
                     used_model = model
@@ -258,14 +279,19 @@ class VoicePipelineAgent:
                     await reply.push(piece)
             for piece in chunker.flush():
                 await reply.push(piece)
-            apology.cancel()
+            filler_task.cancel()
+            await reply.finish()
+            await reply.wait_played()
+        except LLMChainExhausted:
+            errors.append("llm: every provider failed")
+            chunker.hangup = True  # nothing can answer: the goodbye below ends the call
+            await reply.push(fillers.GOODBYE)
             await reply.finish()
             await reply.wait_played()
         except asyncio.CancelledError:
-            apology.cancel()
             reply.cancelled = True
         finally:
-            apology.cancel()
+            filler_task.cancel()
             heard = reply.heard_text()
             barge = reply.barged
             self.history.append({"role": "assistant", "content": heard or "(interrupted)"})
@@ -275,6 +301,11 @@ class VoicePipelineAgent:
             self._hangup_requested = True
             await self.call.hangup("agent")
 
+    def _offline_tts(self):
+        from aioptions import catalog
+
+        return factory.build_tts_for("offline", catalog.OFFLINE_VOICE_ID)
+
     def _tts_fallback(self, errors: list[str]):
         chain = factory.fallback_tts_chain(self.cfg)[1:]
 
@@ -283,7 +314,7 @@ class VoicePipelineAgent:
                 provider, voice = chain.pop(0)
                 try:
                     self.tts = factory.build_tts_for(provider, voice)
-                    self._tts_key = (provider, voice)
+                    self.tts_key = (provider, voice)
                     return self.tts
                 except Exception as exc:  # noqa: BLE001
                     errors.append(f"tts {provider}: {exc}")
@@ -291,60 +322,19 @@ class VoicePipelineAgent:
 
         return nxt
 
-    async def _apology_after(self, reply: SpokenReply, delay: float, errors: list[str]) -> None:
-        """Never leave the caller in more than ~2 s of dead air while the LLM struggles."""
-        await asyncio.sleep(delay)
-        if reply.first_rtp_at is None and not reply.cancelled:
-            errors.append("llm slow: apology spoken")
-            try:
-                utt = await self.tts.utterance(self.fmt)
-                await utt.push(APOLOGY)
-                await utt.finish()
-                async for chunk in utt.audio():
-                    if reply.enqueued:
-                        await utt.cancel()
-                        break
-                    self.call.play(reply._convert(chunk) if reply._convert else chunk)
-            except Exception:  # noqa: BLE001
-                pass
-
-    async def _llm_deltas(self, messages, spec, spec_task, errors):
-        """Deltas from the promoted speculation or a new request, falling back along the chain
-        on error or when the first token takes longer than LLM_FIRST_TOKEN_TIMEOUT_S."""
-        timeout = settings.LLM_FIRST_TOKEN_TIMEOUT_S
-        if spec is not None:
-            _, stream, buffered = spec
-            done = 0
-            while True:
-                while done < len(buffered):
-                    done += 1
-                    yield buffered[done - 1], stream, (self.cfg.llm_provider, self.cfg.llm_model)
-                if spec_task is None or spec_task.done():
-                    if done >= len(buffered):
-                        if stream.result.text:
-                            return
-                        break  # the speculation failed: ask again below
-                await asyncio.sleep(0.005)
-        for provider, model in factory.fallback_llm_chain(self.cfg):
-            stream = self._llm(provider, model).stream(messages)
-            it = stream.__aiter__()
-            try:
-                first = await asyncio.wait_for(it.__anext__(), timeout)
-            except StopAsyncIteration:
-                return
-            except (TimeoutError, LLMError) as exc:
-                kind = getattr(exc, "kind", "timeout")
-                errors.append(f"llm {provider}/{model}: {kind}")
-                log.warning("LLM %s/%s failed (%s); trying the next", provider, model, kind)
-                await stream.cancel()
-                continue
-            yield first, stream, (provider, model)
-            try:
-                async for d in it:
-                    yield d, stream, (provider, model)
-            except LLMError as exc:
-                errors.append(f"llm {provider}/{model} mid-stream: {exc.kind}")
-            return
+    async def goodbye(self, reason: str) -> None:
+        """Nothing can serve the call any more: say so in whatever voice works, then hang up."""
+        log.error("call %s: ending the call (%s)", self.call.call_id, reason)
+        self.note(f"ended: {reason}")
+        try:
+            audio = await fillers.clip(self.tts, self.fmt, fillers.GOODBYE, self._offline_tts)
+            if audio:
+                self.call.clear_playout()
+                self.call.play(audio)
+        except Exception:  # noqa: BLE001 - hang up regardless
+            log.exception("call %s: goodbye could not be spoken", self.call.call_id)
+        self._hangup_requested = True
+        await self.call.hangup("error")
 
     async def _speak(self, text: str) -> None:
         reply = SpokenReply(self.call, self.tts, self.fmt, self._tts_fallback([]), [])

@@ -1,7 +1,14 @@
 """One spoken reply: text pieces -> TTS utterance -> paced RTP, with barge-in and TTS fallback.
 
-Tracks what was actually heard (bytes that left as RTP), so history keeps only the played part,
-and stamps the waterfall: first TTS request, first TTS audio, first reply RTP packet.
+The reply keeps a ledger of every byte it handed to the call (filler and apology clips included)
+and, where the TTS marks them (Cartesia's flush_done), where each piece's audio ends in it. That is
+what makes two things exact rather than estimated:
+- what the caller heard (history and the Turn row keep only that), and
+- where a failover resumes: audio of a piece the TTS did not finish is taken back out of the
+  playout queue if none of it has played, and the fallback voice starts at that piece; if the
+  caller is already hearing it, it plays out and the fallback starts at the next piece. Either way
+  no word is heard twice.
+It also stamps the waterfall: first TTS request, first TTS audio, first reply RTP packet.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from aioptions.providers.base import TTS, AudioFormat, TTSError
 from telephony.codecs import g711
 
 log = logging.getLogger(__name__)
-CHARS_PER_SECOND = 15.0  # typical TTS speaking rate, to estimate text heard before TTS finishes
+CHARS_PER_SECOND = 15.0  # typical TTS speaking rate, to estimate text heard where the TTS marks nothing
 
 
 class SpokenReply:
@@ -30,15 +37,25 @@ class SpokenReply:
         self.tts_request_at: float | None = None
         self.tts_first_audio_at: float | None = None
         self.first_rtp_at: float | None = None
-        self.enqueued = 0  # bytes handed to the call (ever)
+        self.ledger = bytearray()  # every byte handed to the call, in order
+        self.ends: dict[int, int] = {}  # piece index -> ledger offset where its audio ends
+        self.spoken_by: list[tuple[str, int]] = []  # (tts name, piece index) as pushed, for logs and tests
         self.dropped = 0  # bytes flushed by barge-in (never sent)
+        self.speech_start = 0  # ledger offset of the first reply (not clip) byte, once there is one
+        self.enqueued_speech = 0  # reply bytes (not clips) handed to the call
         self.done_tts = False
         self._utt = None
+        self._utt_base = 0  # ledger offset where the current utterance's audio starts
+        self._utt_first = 0  # index of the first piece pushed to the current utterance
         self._audio_task: asyncio.Task | None = None
         self._finished = False
         self.cancelled = False
         self.barged = False  # cancelled because the caller spoke (not because the call ended)
         self._convert = self._converter()
+
+    @property
+    def enqueued(self) -> int:
+        return len(self.ledger)
 
     def _converter(self):
         codec = self.call.codec
@@ -52,9 +69,35 @@ class SpokenReply:
         if self.first_rtp_at is None:
             self.first_rtp_at = t
 
+    def _play(self, chunk: bytes, speech: bool) -> None:
+        if speech and not self.enqueued_speech:
+            self.speech_start = len(self.ledger)
+        mark = self._on_first_sent if speech and not self.enqueued_speech else None
+        self.call.play(chunk, mark)
+        self.ledger += chunk
+        if speech:
+            self.enqueued_speech += len(chunk)
+
+    def play_extra(self, audio: bytes) -> None:
+        """Queue a clip (filler, apology) that is not part of the reply's text."""
+        if not self.cancelled and audio:
+            self._play(self._convert(audio) if self._convert else audio, speech=False)
+
+    @property
+    def played(self) -> int:
+        """Ledger bytes that have left as RTP."""
+        queued = 0 if self.cancelled else self.call.playout_queued_bytes
+        return max(0, len(self.ledger) - self.dropped - queued)
+
     async def _open(self) -> None:
         self._utt = await self.tts.utterance(self.fmt)
+        self._utt_base, self._utt_first = len(self.ledger), len(self.pieces)
         self._audio_task = asyncio.create_task(self._pump(self._utt))
+
+    def _sync_marks(self, utt) -> None:
+        if utt.marks_pieces:
+            for j, end in enumerate(utt.piece_ends):
+                self.ends.setdefault(self._utt_first + j, self._utt_base + end)
 
     async def _pump(self, utt) -> None:
         try:
@@ -63,13 +106,47 @@ class SpokenReply:
                     return
                 if self.tts_first_audio_at is None:
                     self.tts_first_audio_at = utt.first_audio_at or time.monotonic()
-                if self._convert is not None:
-                    chunk = self._convert(chunk)
-                self.call.play(chunk, self._on_first_sent if self.enqueued == 0 else None)
-                self.enqueued += len(chunk)
+                self._play(self._convert(chunk) if self._convert else chunk, speech=True)
+                self._sync_marks(utt)
+            self._sync_marks(utt)
+            if self._finished:
+                for i in range(self._utt_first, len(self.pieces)):
+                    self.ends.setdefault(i, len(self.ledger))
             self.done_tts = True
         except TTSError as exc:
+            self._sync_marks(utt)
             await self._fail_over(exc)
+
+    def _resume_point(self) -> int:
+        """The first piece the fallback voice must say; takes unheard partial audio back out of the queue."""
+        utt = self._utt
+        complete = self._utt_first + (len(utt.piece_ends) if utt is not None and utt.marks_pieces else 0)
+        if utt is not None and utt.marks_pieces:
+            boundary = self.ends.get(complete - 1, self._utt_base)
+        else:  # no marks: estimate which pieces the received audio covers
+            covered = (len(self.ledger) - self._utt_base) / self.fmt.bytes_per_second * CHARS_PER_SECOND
+            chars = 0
+            while complete < len(self.pieces) and chars + len(self.pieces[complete]) <= covered:
+                chars += len(self.pieces[complete])
+                complete += 1
+            boundary = len(self.ledger)
+        if complete >= len(self.pieces) or boundary >= len(self.ledger):
+            return complete  # nothing partial was received
+        played = self.played
+        if played > boundary:
+            return complete + 1  # the caller is hearing it: let it finish, go on with the next piece
+        # the partial piece is unheard: take it back out of the queue, re-queue what precedes it
+        self.call.clear_playout()
+        removed = len(self.ledger) - boundary
+        del self.ledger[boundary:]
+        self.enqueued_speech = max(0, self.enqueued_speech - removed)
+        mark = self._on_first_sent if self.first_rtp_at is None and self.enqueued_speech else None
+        split = min(max(self.speech_start, played), boundary)
+        if split > played:
+            self.call.play(bytes(self.ledger[played:split]))
+        if boundary > split:
+            self.call.play(bytes(self.ledger[split:boundary]), mark)
+        return complete
 
     async def _fail_over(self, exc: TTSError) -> None:
         self.errors.append(f"tts {self.tts.name}: {exc.kind}: {exc}")
@@ -78,12 +155,14 @@ class SpokenReply:
         if nxt is None or self.cancelled:
             self.done_tts = True
             return
+        resume = self._resume_point()
+        self.errors.append(f"tts {nxt.name}: resumed at piece {resume} of {len(self.pieces)}")
         self.tts = nxt
-        heard = self.heard_text()
-        remaining = "".join(self.pieces)[len(heard):]
         self._utt = await self.tts.utterance(self.fmt)
-        if remaining.strip():
-            await self._utt.push(remaining)
+        self._utt_base, self._utt_first = len(self.ledger), resume
+        for i in range(resume, len(self.pieces)):
+            await self._utt.push(self.pieces[i])
+            self.spoken_by.append((self.tts.name, i))
         if self._finished:
             await self._utt.finish()
         self._audio_task = asyncio.create_task(self._pump(self._utt))
@@ -101,9 +180,11 @@ class SpokenReply:
                 await self._fail_over(exc)
                 return
         self.pieces.append(piece)
+        self.spoken_by.append((self.tts.name, len(self.pieces) - 1))
         try:
             await self._utt.push(piece)
         except TTSError as exc:
+            self.spoken_by.pop()
             await self._fail_over(exc)
 
     async def finish(self) -> None:
@@ -139,18 +220,31 @@ class SpokenReply:
 
     def heard_text(self) -> str:
         """The part of the reply the caller actually heard (cut at a word boundary)."""
-        text = "".join(self.pieces).strip()
-        queued = 0 if self.cancelled else self.call.playout_queued_bytes
-        sent = self.enqueued - self.dropped - queued
-        if sent <= 0:
+        played = self.played
+        if played <= self.speech_start or not self.pieces:
             return ""
-        if self.done_tts and sent >= self.enqueued:
-            return text
-        if self.done_tts:  # all audio known: the heard share of it
-            chars = int(len(text) * sent / self.enqueued)
-        else:  # audio still arriving: estimate from speaking rate
-            chars = int(sent / 8000.0 * CHARS_PER_SECOND)
-        if chars >= len(text):
-            return text
-        cut = text.rfind(" ", 0, chars + 1)
-        return text[: max(cut, 0)].strip()
+        heard: list[str] = []
+        start = self.speech_start
+        i = 0
+        while i < len(self.pieces):
+            end = self.ends.get(i)
+            if end is not None and end <= played:
+                heard.append(self.pieces[i])
+                start, i = end, i + 1
+                continue
+            # the part being heard: pieces sharing this end (or all unmarked ones) as one text
+            j = i + 1
+            while j < len(self.pieces) and self.ends.get(j) == end:
+                j += 1
+            text = "".join(self.pieces[i:j])
+            if end is not None and end > start:
+                chars = int(len(text) * (played - start) / (end - start))
+            else:
+                chars = int((played - start) / self.fmt.bytes_per_second * CHARS_PER_SECOND)
+            if chars >= len(text):
+                heard.append(text)
+            else:
+                cut = text.rfind(" ", 0, chars + 1)
+                heard.append(text[: max(cut, 0)])
+            break
+        return " ".join(" ".join(heard).split())

@@ -27,7 +27,8 @@ class FakeCall:
         self._out = bytearray()
         self._marks: list[tuple[int, object]] = []
         self._offset = 0
-        self.sent: list[tuple[float, bool]] = []  # (time, carried agent audio)
+        self.sent: list[tuple[float, bool]] = []  # (time, carried agent audio); index n = audio time n * 20 ms
+        self.wire = bytearray()  # every agent byte that left, in order (what the caller heard)
         self.last_agent_packet_at: float | None = None
         self.ended = asyncio.Event()
         self.end_reason: str | None = None
@@ -50,6 +51,7 @@ class FakeCall:
             self._frames.put_nowait(frame.ljust(160, b"\xff"))
             agent = bool(self._out)
             if agent:
+                self.wire += self._out[:160]
                 del self._out[:160]
                 start = self._offset
                 self._offset += 160
@@ -109,3 +111,17 @@ class FakeCall:
 
     def agent_audio_seconds(self) -> float:
         return sum(1 for _, a in self.sent if a) * 0.02
+
+
+def voiced(spans: list[tuple[float, float]], seconds: float, freq: float = 300.0) -> bytes:
+    """Inbound mu-law audio: a tone ("speech") in each (start, end) span, silence elsewhere, so the
+    bridge's voice clock sees where the caller spoke, on the same audio clock the fake Flux uses."""
+    import numpy as np
+
+    from telephony.codecs import g711
+
+    pcm = np.zeros(int(seconds * 8000), dtype=np.int16)
+    for start, end in spans:
+        a, b = int(start * 8000), int(end * 8000)
+        pcm[a:b] = (np.sin(2 * np.pi * freq * np.arange(b - a) / 8000) * 8000).astype(np.int16)
+    return g711.ulaw_encode(pcm)

@@ -148,7 +148,9 @@ async def test_live_voice_change_applies_from_the_next_turn(cloud, call_row, cam
     rows = await turns(call_row)
     assert [r.voice_id for r in rows] == ["f786b574-daa5-4673-aa0c-cbe3e8534c02",
                                           "228fca29-3a0a-435c-8728-5cb483251068"]
-    assert cloud.tts.requests_by_voice["228fca29-3a0a-435c-8728-5cb483251068"] == 1
+    new_voice = [c for c in cloud.tts.contexts.values() if c.voice == "228fca29-3a0a-435c-8728-5cb483251068"]
+    assert ["".join(c.transcripts).strip() for c in new_voice if "Answer" in "".join(c.transcripts)] == ["Answer."]
+    assert ("tts", "cartesia/228fca29-3a0a-435c-8728-5cb483251068") in agent.live.prewarmed  # warmed at the change
 
 
 async def test_hangup_marker_says_goodbye_then_hangs_up(cloud, call_row, campaign):

@@ -1,0 +1,83 @@
+"""Live config for one call: listen on the ``ai_options`` Channels group and act within a frame batch.
+
+The DB stays the source of truth (every turn re-reads it, so a bridge process without a shared
+channel layer still converges from the next turn). What the event adds:
+- turn settings (eager end-of-turn, EOT thresholds/timeout, keyterms) reach the open Flux socket as
+  ``Configure`` at once, so they govern the very next turn;
+- a newly selected LLM or voice is prewarmed in the background (client built, connection opened),
+  so the first reply after a switch pays no connection setup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from channels.layers import get_channel_layer
+
+from aioptions.events import CONFIG_GROUP
+
+from . import store
+
+log = logging.getLogger("telephony.pipeline")
+
+
+def turn_key(turn) -> tuple:
+    return (turn.eot_threshold, turn.eager_eot_threshold, turn.eot_timeout_ms,
+            tuple(getattr(turn, "keyterms", None) or ()))
+
+
+class LiveConfig:
+    def __init__(self, agent) -> None:
+        self.agent = agent
+        self.applied_turn = turn_key(agent.cfg.turn)
+        self.events = 0
+        self.configures_sent = 0
+        self.prewarmed: list[tuple[str, str]] = []  # ("llm"|"tts", id) in order, for logs and tests
+        self.changed = asyncio.Event()  # set after each handled change (tests wait on it)
+
+    async def run(self) -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        channel = await layer.new_channel()
+        await layer.group_add(CONFIG_GROUP, channel)
+        try:
+            while True:
+                message = await layer.receive(channel)
+                if message.get("type") == "config.updated":
+                    self.events += 1
+                    try:
+                        await self.apply()
+                    except Exception:  # noqa: BLE001 - a bad event must not end the call
+                        log.exception("call %s: live config change failed", self.agent.call.call_id)
+                    self.changed.set()
+        finally:
+            with contextlib.suppress(Exception):
+                await layer.group_discard(CONFIG_GROUP, channel)
+
+    async def apply(self) -> None:
+        agent = self.agent
+        _, cfg = await store.resolve_config(agent.call.campaign_id)
+        turn = cfg.turn
+        if turn_key(turn) != self.applied_turn:
+            self.applied_turn = turn_key(turn)
+            agent.machine.eager_enabled = turn.eager_eot_threshold is not None
+            stt = agent.stt.session
+            if stt is not None:
+                keyterms = getattr(turn, "keyterms", None)
+                await stt.configure(eot_threshold=turn.eot_threshold, eager_eot_threshold=turn.eager_eot_threshold,
+                                    eot_timeout_ms=turn.eot_timeout_ms,
+                                    keyterms=list(keyterms) if keyterms is not None else None)
+                self.configures_sent += 1
+                log.info("call %s: turn settings sent to %s: eot %s eager %s timeout %s ms", agent.call.call_id,
+                         agent.stt.provider, turn.eot_threshold, turn.eager_eot_threshold, turn.eot_timeout_ms)
+        llm = (cfg.llm_provider, cfg.llm_model)
+        if llm not in agent.llm_clients:
+            self.prewarmed.append(("llm", f"{llm[0]}/{llm[1]}"))
+            asyncio.create_task(agent.prewarm_llm(*llm))
+        tts = (cfg.tts_provider, cfg.voice_id)
+        if tts != agent.tts_key and tts not in agent.warm_tts:
+            self.prewarmed.append(("tts", f"{tts[0]}/{tts[1]}"))
+            asyncio.create_task(agent.prewarm_tts(*tts))

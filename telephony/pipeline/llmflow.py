@@ -1,0 +1,82 @@
+"""The LLM side of a turn: deltas from the promoted speculation or a fresh request, walking the
+fallback chain (same provider's other model -> the other keyed provider -> the offline script) on
+an error or when the first token misses its deadline (fillers.TurnDeadlines). A missed deadline is
+spoken as an apology before the next attempt, once per turn."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from django.conf import settings
+
+from aioptions.providers import factory
+from aioptions.providers.base import LLMError
+
+from .fillers import TurnDeadlines
+
+log = logging.getLogger("telephony.pipeline")
+
+
+class LLMChainExhausted(Exception):
+    """Every LLM in the chain failed: the turn cannot be answered."""
+
+
+async def _first(it, deadline: float, clock) -> str:
+    return await asyncio.wait_for(it.__anext__(), max(0.05, deadline - clock.now()))
+
+
+async def llm_deltas(agent, messages: list[dict], spec, spec_task, errors: list[str], deadlines: TurnDeadlines,
+                     apologise: Callable[[], Awaitable[None]]) -> AsyncIterator[tuple[str, object, tuple[str, str]]]:
+    """Yield (delta, stream, (provider, model)). Raises LLMChainExhausted if nothing answers."""
+    timeout = settings.LLM_FIRST_TOKEN_TIMEOUT_S
+    clock = deadlines.clock
+    chain = factory.fallback_llm_chain(agent.cfg)
+    attempt = 0
+    if spec is not None:
+        _, stream, buffered = spec
+        deadline = deadlines.first_token_deadline(stream.result.requested_at, timeout, 0)
+        done = 0
+        while True:
+            while done < len(buffered):
+                done += 1
+                yield buffered[done - 1], stream, chain[0]
+            if spec_task is None or spec_task.done():
+                if done >= len(buffered) and stream.result.text:
+                    return
+                if done >= len(buffered):
+                    break  # the speculation failed: ask again below
+            elif not buffered and clock.now() >= deadline:
+                await stream.cancel()
+                spec_task.cancel()
+                errors.append(f"llm {chain[0][0]}/{chain[0][1]}: timeout (speculation)")
+                await apologise()
+                chain, attempt = chain[1:], 1
+                break
+            await asyncio.sleep(0.005)
+    for provider, model in chain:
+        stream = agent.llm_client(provider, model).stream(messages)
+        it = stream.__aiter__()
+        deadline = deadlines.first_token_deadline(clock.now(), timeout, attempt)
+        attempt += 1
+        try:
+            first = await _first(it, deadline, clock)
+        except StopAsyncIteration:
+            return
+        except (TimeoutError, LLMError) as exc:
+            kind = getattr(exc, "kind", "timeout")
+            errors.append(f"llm {provider}/{model}: {kind}")
+            log.warning("LLM %s/%s failed (%s); trying the next", provider, model, kind)
+            await stream.cancel()
+            if kind == "timeout":
+                await apologise()
+            continue
+        yield first, stream, (provider, model)
+        try:
+            async for d in it:
+                yield d, stream, (provider, model)
+        except LLMError as exc:
+            errors.append(f"llm {provider}/{model} mid-stream: {exc.kind}")
+        return
+    raise LLMChainExhausted("no LLM answered")
