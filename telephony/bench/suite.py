@@ -47,6 +47,7 @@ def main() -> None:
     for n in (1, 10, 50, 100):
         step(f"RTP plane: {n} concurrent echo calls", ["telephony.bench.rtp", "--calls", str(n), "--seconds", rtp_s],
              600)
+    step("hardening cost per packet (before vs after)", ["telephony.bench.hardening"], 300)
     step("pipeline added latency (plain and eager EOT)",
          ["telephony.bench.pipeline", "--calls", "1,10,50,100", "--eager", "--eot-ms", a.eot_ms, "--ttft-ms",
           a.ttft_ms, "--ttfb-ms", a.ttfb_ms], 900)
@@ -58,7 +59,7 @@ def main() -> None:
     report = {"date": datetime.date.today().isoformat(), "machine": f"{os.cpu_count()} cores, {platform.machine()}, "
               f"Python {platform.python_version()}", "codec": load("codec"),
               "rtp": {n: load(f"rtp_{n}") for n in (1, 10, 50, 100)}, "pipeline": load("pipeline"),
-              "soak": load("soak")}
+              "soak": load("soak"), "hardening": load("hardening")}
     (OUT_DIR / "suite.json").write_text(json.dumps(report, indent=2))
     md = markdown(report)
     (OUT_DIR / "suite.md").write_text(md)
@@ -88,6 +89,16 @@ def markdown(r: dict) -> str:
     lines += ["", f"Soak: 50 calls for {s['wall_s']:.0f} s: RSS {s['rss_start_mb']} -> {s['rss_peak_mb']} MB, "
               f"lost frames {s['inbound_lost']}, calls answered {s['calls_answered']}/{s['calls_total']}, sipp rc "
               f"{s['sipp_rc']}.", ""]
+    h = r.get("hardening")
+    if h:
+        ns = h["ns_per_packet"]
+        lines += ["| Per-packet cost of the network checks (ns) | before | after |", "|---|---|---|"]
+        for key, label in (("rtp_valid", "RTP, caller's packet"), ("rtp_stranger", "RTP, a stranger's packet"),
+                           ("sip_parse_register", "SIP parse, REGISTER"), ("sip_parse_invite", "SIP parse, INVITE")):
+            lines.append(f"| {label} | {ns.get(key + '_before', '-')} | {ns.get(key + '_after')} |")
+        door = ns["sip_options_front_door_after"]
+        lines += [f"| SIP front door, OPTIONS (budget, parse, reply, cache) | - | {door} |",
+                  "", f"The RTP checks add {h.get('rtp_overhead_pct_of_echo_call_cpu')} % to an echo call's CPU.", ""]
     c = r["codec"]
     lines += ["| Codec (x real time; ratio vs audioop) | ours | audioop | ratio |", "|---|---|---|---|"]
     for k in ("ulaw_encode", "ulaw_decode", "alaw_encode", "alaw_decode", "resample_8k_16k", "resample_16k_8k"):

@@ -39,9 +39,11 @@ REASONS = {100: "Trying", 180: "Ringing", 200: "OK", 400: "Bad Request", 401: "U
            486: "Busy Here", 487: "Request Terminated", 488: "Not Acceptable Here", 491: "Request Pending",
            500: "Server Internal Error", 503: "Service Unavailable"}
 # single character classes: re.search with one class and no quantifier nesting is linear
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # tab and line feed are the only ones allowed
 _TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
 _DIGITS = re.compile(r"[0-9]+")
+_KNOWN = frozenset(CANONICAL) | frozenset(COMPACT) | {"accept", "p-asserted-identity", "organization", "date",
+                                                      "allow-events", "user-agent", "min-expires", "reason"}
 
 
 class SipParseError(ValueError):
@@ -220,39 +222,50 @@ def parse(data: bytes) -> SipMessage:
         text = head.decode("utf-8")
     except UnicodeDecodeError:
         raise SipParseError("headers are not UTF-8") from None
-    raw_lines = text.replace("\r\n", "\n").split("\n")
+    text = text.replace("\r\n", "\n")
+    if _CONTROL_TEXT.search(text):  # one linear scan for NUL, bare CR, escapes... in any line
+        raise SipParseError("control character in the headers")
+    raw_lines = text.split("\n")
     if len(raw_lines) > 2 * MAX_HEADERS:
         raise SipParseError("too many headers")
     start = raw_lines[0].strip()
-    if len(start) > MAX_START_LINE or _CONTROL.search(start):
+    if len(start) > MAX_START_LINE:
         raise SipParseError("bad start line")
     msg = SipMessage()
     _parse_start(start, msg)
     lines: list[str] = []
     for line in raw_lines[1:]:
-        if line[:1] in (" ", "\t") and lines:  # folded continuation
+        if not line:
+            continue
+        if line[0] in " \t" and lines:  # folded continuation
             lines[-1] += " " + line.strip()
-        elif line.strip():
-            lines.append(line)
-        if lines and len(lines[-1]) > MAX_HEADER:
+            if len(lines[-1]) > MAX_HEADER:
+                raise SipParseError("header too long")
+        elif len(line) > MAX_HEADER:
             raise SipParseError("header too long")
+        elif not line.isspace():
+            lines.append(line)
     if len(lines) > MAX_HEADERS:
         raise SipParseError("too many headers")
+    headers = msg.headers
+    first: dict[str, str] = {}
     for line in lines:
         name, colon, value = line.partition(":")
         key = name.strip().lower()
-        if not colon or not _TOKEN.fullmatch(key):
+        if not colon or (key not in _KNOWN and not _TOKEN.fullmatch(key)):
             raise SipParseError(f"bad header line {line[:40]!r}")
         value = value.strip()
-        if _CONTROL.search(value):
-            raise SipParseError(f"control character in {key[:30]}")
         key = COMPACT.get(key, key)
         if key in MULTI and "," in value:
-            msg.headers.extend((key, part) for part in _split_commas(value))
+            parts = _split_commas(value)
+            headers.extend((key, part) for part in parts)
+            if parts:
+                first.setdefault(key, parts[0])
         else:
-            msg.headers.append((key, value))
-    _check(msg)
-    clen = msg.get("content-length")
+            headers.append((key, value))
+            first.setdefault(key, value)
+    _check(msg, first)
+    clen = first.get("content-length")
     if clen is not None:
         n = _number(clen, "Content-Length", 5)
         if n > len(body):
@@ -287,12 +300,12 @@ def _number(text: str, what: str, max_digits: int, maximum: int | None = None) -
     return n
 
 
-def _check(msg: SipMessage) -> None:
-    """Presence and ranges of the headers every later step relies on."""
+def _check(msg: SipMessage, first: dict[str, str]) -> None:
+    """Presence and ranges of the headers every later step relies on (``first``: name -> first value)."""
     for req in REQUIRED:
-        if msg.get(req) is None:
+        if req not in first:
             raise SipParseError(f"missing {CANONICAL[req]} header")
-    num, _, method = (msg.get("cseq") or "").strip().partition(" ")
+    num, _, method = first["cseq"].strip().partition(" ")
     _number(num, "CSeq", 10, CSEQ_MAX)
     method = method.strip()
     if not method or not _TOKEN.fullmatch(method):
@@ -301,10 +314,10 @@ def _check(msg: SipMessage) -> None:
         raise SipParseError("CSeq method does not match the request")
     if method != method.upper():
         msg.set("cseq", f"{int(num)} {method.upper()}")
-    call_id = msg.call_id
+    call_id = first["call-id"]
     if not call_id or len(call_id) > MAX_CALL_ID or " " in call_id or "\t" in call_id:
         raise SipParseError("bad Call-ID")
-    via = msg.top_via
+    via = first["via"]
     proto, _, rest = via.partition(" ")
     if not proto.upper().startswith("SIP/2.0/") or not rest.strip():
         raise SipParseError("bad Via")
@@ -314,10 +327,10 @@ def _check(msg: SipMessage) -> None:
     if rport:
         parse_port(rport)
     for name, digits, maximum in (("expires", 10, 2**32 - 1), ("max-forwards", 3, 255), ("min-se", 10, 2**32 - 1)):
-        value = msg.get(name)
+        value = first.get(name)
         if value is not None:
             _number(value, CANONICAL[name], digits, maximum)
-    se = msg.get("session-expires")
+    se = first.get("session-expires")
     if se is not None:
         _number(se.split(";", 1)[0], "Session-Expires", 10, 2**32 - 1)
 
