@@ -51,6 +51,11 @@ class BridgeNode(models.Model):
     started_at = models.DateTimeField(auto_now_add=True)
     heartbeat_at = models.DateTimeField(db_index=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
+    # fleet (Kamailio's dispatcher list is a view over these rows: deploy/kamailio/views.sql)
+    max_calls = models.PositiveIntegerField(default=100, help_text="capacity: the dispatcher's maxload")
+    live_calls = models.PositiveIntegerField(default=0, help_text="calls up at the last heartbeat")
+    draining = models.BooleanField(default=False,
+                                   help_text="takes no new calls (OPTIONS/INVITE 503), exits when its calls end")
 
     class Meta:
         ordering = ["-started_at"]
