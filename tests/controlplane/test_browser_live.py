@@ -53,8 +53,10 @@ def test_save_in_one_tab_updates_the_other(chrome, asgi_server):  # noqa: F811
     db = asgi_server.shell("from aioptions.models import AIConfig; c=AIConfig.objects.get(pk=1); "
                            "print(c.tts_provider, c.tts_voice_id, c.updated_by.username)")
     assert db == "google en-US-Chirp3-HD-Leda admin"
-    # the API
-    with urllib.request.urlopen(f"{base}/api/v1/ai-options/config", timeout=10) as r:
+    # the API (a token: anonymous loopback reads are off by default)
+    token = asgi_server.manage("create_api_token", "admin").strip().split()[-1]
+    req = urllib.request.Request(f"{base}/api/v1/ai-options/config", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
         assert json.load(r)["tts"]["voice_id"] == "en-US-Chirp3-HD-Leda"
     # the admin (history included)
     chrome.get(f"{base}/admin/aioptions/aiconfig/1/change/")
