@@ -19,7 +19,7 @@ import time
 from talky.logsafe import clip
 from telephony.media.call import CallInfo, LiveCall
 from telephony.media.dialogs import Dialog
-from telephony.media.recording import StereoRecorder
+from telephony.media.recording import StereoRecorder, shared_writer
 from telephony.rtp.session import RtpPortsExhausted, RtpSession
 from telephony.sip import replies, sdp, timers
 from telephony.sip.info import DTMF_TYPES, dtmf_from_info
@@ -122,7 +122,8 @@ class CallFlow:
                 call.context = meta
             if self.recordings_dir is not None:
                 name = _UNSAFE_NAME.sub("_", f"call-{call.record_id or int(time.time())}-{req.call_id[:24]}")
-                dlg.recorder = session.recorder = StereoRecorder(self.recordings_dir / f"{name}.wav", codec)
+                dlg.recorder = session.recorder = StereoRecorder(self.recordings_dir / f"{name}.wav", codec,
+                                                                    writer=shared_writer())
             if dlg.state == "ended":
                 return
             self._respond(req, 180, to_tag=dlg.to_tag, src=src)
@@ -231,7 +232,7 @@ class CallFlow:
         """The dialog this request belongs to, or None after answering it (481/401/500)."""
         dlg = self.dialogs.get(req.call_id)
         if (dlg is None or dlg.state == "ended" or dlg.call is None or req.from_tag != dlg.remote_tag
-                or req.to_tag != dlg.to_tag):
+                or req.to_tag != dlg.to_tag or (dlg.role == "uac" and dlg.state == "early")):
             self._respond(req, 481, src=src)
             return None
         if src != dlg.src and not self.auth.open_mode() and self._admit(req, src) is None:
@@ -245,8 +246,9 @@ class CallFlow:
 
     def _on_ack(self, req: SipMessage, src, local_ip) -> None:
         dlg = self.dialogs.get(req.call_id)
-        if dlg is None or dlg.call is None or req.to_tag != dlg.to_tag or req.from_tag != dlg.remote_tag:
-            return  # ACK of a non-2xx final, or of a dialog that is gone: nothing to do
+        if (dlg is None or dlg.call is None or dlg.role != "uas" or req.to_tag != dlg.to_tag
+                or req.from_tag != dlg.remote_tag):
+            return  # ACK of a non-2xx final, of a dialog that is gone, or of a call we placed: nothing to do
         if src[0] != dlg.src[0] and not self.auth.open_mode():
             return  # only the caller confirms its call
         dlg.ack_event.set()
@@ -306,14 +308,14 @@ class CallFlow:
         if dlg is None:
             return
         self._respond(req, 200, src=src)
-        if dlg.state == "early":
+        if dlg.state == "early" and dlg.role == "uas":
             self._respond(dlg.invite, 487, to_tag=dlg.to_tag, src=dlg.src)
         self._spawn_end(dlg, "bye", send_bye=False)
 
     def _on_cancel(self, req: SipMessage, src, local_ip) -> None:
         dlg = self.dialogs.get(req.call_id)
-        if (dlg is None or dlg.invite.branch != req.branch or req.from_tag != dlg.remote_tag or src != dlg.src
-                or dlg.state == "ended"):
+        if (dlg is None or dlg.role != "uas" or dlg.invite.branch != req.branch or req.from_tag != dlg.remote_tag
+                or src != dlg.src or dlg.state == "ended"):
             self._respond(req, 481, src=src)
             return
         self._respond(req, 200, src=src)
@@ -355,7 +357,8 @@ class CallFlow:
             return
         was = dlg.state
         dlg.state = "ended"
-        self.call_slots.release(dlg.src[0])
+        if dlg.role == "uas":  # a call we placed took no inbound per-source slot
+            self.call_slots.release(dlg.src[0])
         if dlg.exempt_ip:
             left = self._peer_ips.get(dlg.src[0], 1) - 1
             if left > 0:
@@ -377,7 +380,7 @@ class CallFlow:
                 await asyncio.wait_for(asyncio.shield(dlg.agent_task), 2.0)
             except (TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001
                 dlg.agent_task.cancel()
-        path = dlg.recorder.close() if dlg.recorder else None
+        path = await dlg.recorder.aclose() if dlg.recorder else None
         stats = call.session.stats()
         self.stats["ended"] += 1
         log.info("call %s ended (%s) rtp_in=%d rtp_out=%d lost=%d ignored=%d", clip(call.call_id, 40), reason,

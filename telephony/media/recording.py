@@ -12,13 +12,18 @@ written by older code or cut mid-write (used at start-up by the bridge's crash r
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import struct
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from telephony.codecs import g711
+
+log = logging.getLogger("telephony.bridge")
 
 RATE = 8000
 CHANNELS = 2
@@ -36,18 +41,50 @@ def wav_header(data_bytes: int, *, channels: int = CHANNELS, rate: int = RATE,
                        rate * align, align, sample_bytes * 8, b"data", data_bytes)
 
 
+_writer: ThreadPoolExecutor | None = None
+
+
+def shared_writer() -> ThreadPoolExecutor:
+    """The one thread that writes every call's recording, so no disk I/O runs on the event loop.
+    One worker keeps each file's writes in order (FIFO)."""
+    global _writer
+    if _writer is None:
+        _writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recording-writer")
+    return _writer
+
+
 class StereoRecorder:
-    def __init__(self, path: Path, codec: str) -> None:
+    """``writer=None`` writes in the caller's thread (tools, tests); the bridge passes
+    ``shared_writer()`` so the 20 ms tick only appends bytes and the disk work happens elsewhere."""
+
+    def __init__(self, path: Path, codec: str, writer: Executor | None = None) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.codec = codec
         self._caller = bytearray()
         self._agent = bytearray()
-        self._file = open(self.path, "wb")  # noqa: SIM115 - closed in close(), kept open for the call
-        self._file.write(wav_header(0))
-        self._file.flush()
+        self._writer = writer
+        self._file = None
+        self._pending: Future | None = None
         self.frames_written = 0
+        self.error: str | None = None
         self._closed = False
+        self._run(self._open)
+
+    def _run(self, fn, *args) -> None:
+        if self._writer is None:
+            fn(*args)
+        else:
+            self._pending = self._writer.submit(fn, *args)
+
+    def _open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "wb")  # noqa: SIM115 - closed in _close_file, kept open for the call
+            self._file.write(wav_header(0))
+            self._file.flush()
+        except OSError as exc:  # a recording is worth less than the call: log, keep talking
+            self.error = str(exc)
+            log.error("recording %s cannot be written: %s", self.path.name, exc)
 
     def write(self, caller_frame: bytes, agent_frame: bytes) -> None:
         if self._closed:
@@ -61,30 +98,65 @@ class StereoRecorder:
         n = min(len(self._caller), len(self._agent))
         if not n:
             return
-        left = g711.decode(self.codec, bytes(self._caller[:n]))
-        right = g711.decode(self.codec, bytes(self._agent[:n]))
+        caller, agent = bytes(self._caller[:n]), bytes(self._agent[:n])
         del self._caller[:n]
         del self._agent[:n]
-        stereo = np.empty(2 * n, dtype="<i2")
-        stereo[0::2] = left
-        stereo[1::2] = right
+        self._run(self._write_batch, caller, agent)
+
+    def _write_batch(self, caller: bytes, agent: bytes) -> None:
         f = self._file
-        f.write(stereo.tobytes())
-        f.flush()  # the data reaches the OS before the header claims it
-        self.frames_written += n
-        f.seek(0)
-        f.write(wav_header(self.frames_written * BLOCK_ALIGN))
-        f.seek(0, os.SEEK_END)
-        f.flush()
+        if f is None:
+            return
+        n = len(caller)
+        stereo = np.empty(2 * n, dtype="<i2")
+        stereo[0::2] = g711.decode(self.codec, caller)
+        stereo[1::2] = g711.decode(self.codec, agent)
+        try:
+            f.write(stereo.tobytes())
+            f.flush()  # the data reaches the OS before the header claims it
+            self.frames_written += n
+            f.seek(0)
+            f.write(wav_header(self.frames_written * BLOCK_ALIGN))
+            f.seek(0, os.SEEK_END)
+            f.flush()
+        except (OSError, ValueError) as exc:
+            if self.error is None:
+                log.error("recording %s: write failed: %s", self.path.name, exc)
+            self.error = str(exc)
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+
+    def _finish(self) -> Future | None:
+        if self._closed:
+            return None
+        self._closed = True
+        self._flush()
+        self._run(self._close_file)
+        return self._pending
 
     def close(self) -> Path:
-        if not self._closed:
-            try:
-                self._flush()
-            finally:
-                self._file.close()
-                self._closed = True
+        """Write what is buffered and close the file (waits for the writer thread, if any)."""
+        pending = self._finish()
+        if pending is not None:
+            pending.result(timeout=60)
         return self.path
+
+    async def aclose(self) -> Path:
+        """``close`` for the event loop: the last batch is written without blocking other calls."""
+        pending = self._finish()
+        if pending is not None:
+            await asyncio.wrap_future(pending)
+        return self.path
+
+    def sync(self) -> None:
+        """Wait until every batch handed to the writer is on disk (tests, tools)."""
+        if self._pending is not None:
+            self._pending.result(timeout=60)
 
     @property
     def duration_s(self) -> float:

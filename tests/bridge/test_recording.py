@@ -87,3 +87,28 @@ def test_repair_leaves_foreign_files_alone(tmp_path):
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
     assert repair_wav(empty) is None
+
+
+async def test_the_bridge_writes_recordings_on_a_writer_thread_not_the_event_loop(tmp_path, monkeypatch):
+    import threading
+
+    from telephony.media import recording
+
+    loop_thread = threading.get_ident()
+    writers: set[int] = set()
+    real = recording.StereoRecorder._write_batch
+
+    def spy(self, caller, agent):
+        writers.add(threading.get_ident())
+        real(self, caller, agent)
+
+    monkeypatch.setattr(recording.StereoRecorder, "_write_batch", spy)
+    rec = StereoRecorder(tmp_path / "w.wav", "PCMU", writer=recording.shared_writer())
+    frames = tone_frames(150)
+    silence = g711.encode("PCMU", np.zeros(FRAME, dtype="<i2"))
+    for f in frames:
+        rec.write(f, silence)
+    assert await rec.aclose() == tmp_path / "w.wav"
+    assert writers and loop_thread not in writers
+    n, audio = read(tmp_path / "w.wav")
+    assert n == 150 * FRAME and np.array_equal(audio[:, 0], g711.decode("PCMU", b"".join(frames)))
