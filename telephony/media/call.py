@@ -37,6 +37,8 @@ class LiveCall:
         self.record_id: int | None = None
         self.campaign_id: int | None = None
         self.context: dict = {}
+        self.direction = "inbound"  # "outbound" for a call the bridge placed (telephony.media.outbound)
+        self.outcome = ""  # outbound: answered, busy, no_answer, ... (telephony.sip.uac.OUTCOMES)
         self.session = session
         self._events: asyncio.Queue[CallEvent] = asyncio.Queue()
         self._request_hangup = request_hangup

@@ -25,7 +25,13 @@ class GatewayHooks:
 
 @dataclass
 class Dialog:
-    """One INVITE dialog, identified by Call-ID + the caller's From tag + our To tag.
+    """One INVITE dialog, identified by Call-ID + the remote tag + our (local) tag.
+
+    ``to_tag`` is always *our* tag and ``remote_tag`` the peer's, whatever the role: for a call we
+    answered (role "uas") ours is the To tag and the caller's the From tag; for a call we placed
+    (role "uac", ``telephony.media.outbound``) ours is the From tag of our INVITE and the callee's
+    the To tag of its answer. An in-dialog request from the peer carries the peer's tag in From and
+    ours in To in both cases, so one matching rule serves both roles.
 
     Created (state "early") the moment an INVITE is accepted for set-up, before any await, so a
     duplicate INVITE can never create a second dialog for the same Call-ID.
@@ -56,3 +62,10 @@ class Dialog:
     sdp_version: int = 1
     sdp_media: bytes = b""
     exempt_ip: bool = False  # counted in the gateway's established-peer set (pike exemption)
+    # a call we placed (UAC): the callee's To header (with its tag), remote target and route set
+    role: str = "uas"
+    remote_to: str = ""
+    remote_target: str = ""
+    routes: list = field(default_factory=list)
+    media_started: bool = False  # the RTP session is on the media clock (early media or answer)
+    responses: asyncio.Queue | None = None  # INVITE responses for the dialling coroutine (UAC, early)

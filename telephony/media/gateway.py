@@ -23,6 +23,7 @@ from talky.logsafe import clip  # Django-free: bounded, escaped attacker text fo
 from telephony.media.call import LiveCall
 from telephony.media.callflow import ALLOW, CallFlow
 from telephony.media.dialogs import Dialog, GatewayHooks
+from telephony.media.outbound import DialResult, OutboundMixin
 from telephony.rtp.clock import MediaClock
 from telephony.sip import replies
 from telephony.sip.auth import AuthResult, DigestAuth
@@ -34,10 +35,10 @@ from telephony.sip.transactions import ResponseCache
 from telephony.sip.transport import SipTransport
 
 log = logging.getLogger("telephony.bridge")
-__all__ = ["GatewayHooks", "SIPMediaGateway"]
+__all__ = ["DialResult", "GatewayHooks", "SIPMediaGateway"]
 
 
-class SIPMediaGateway(CallFlow):
+class SIPMediaGateway(OutboundMixin, CallFlow):
     def __init__(self, *, host: str = "127.0.0.1", port: int = 5060, rtp_ports: tuple[int, int] = (10000, 20000),
                  agent_factory: Callable[[LiveCall], object], hooks: GatewayHooks | None = None,
                  max_calls: int = 100, rtp_timeout_s: float = 30.0, ring_ms: int = 0, realm: str = "talky",
@@ -74,7 +75,7 @@ class SIPMediaGateway(CallFlow):
         self._pending_bye: dict[str, tuple[asyncio.Event, asyncio.Task, str]] = {}
         self.stats = {"invites": 0, "answered": 0, "ended": 0, "rejected": 0, "bad_messages": 0, "registers": 0,
                       "flood_dropped": 0, "scanners_dropped": 0, "rate_limited": 0, "auth_failures": 0,
-                      "locked_out": 0}
+                      "locked_out": 0, "outbound": 0}
         self._closing = False
         self._ending: set[asyncio.Task] = set()
         self._housekeeper: asyncio.Task | None = None
@@ -250,3 +251,5 @@ class SIPMediaGateway(CallFlow):
         pending = self._pending_bye.get(resp.call_id)
         if pending is not None and resp.cseq[1] == "BYE" and (resp.status or 0) >= 200 and pending[2] == src[0]:
             pending[0].set()
+            return
+        self._on_uac_response(resp, src)  # responses to calls we place (telephony.media.outbound)
