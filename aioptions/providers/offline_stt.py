@@ -182,6 +182,6 @@ class OfflineSTT(STT):
     name = "offline"
 
     async def open(self, fmt: AudioFormat, *, eot_threshold: float = 0.7, eager_eot_threshold: float | None = None,
-                   eot_timeout_ms: int = 5000) -> OfflineSTTSession:
+                   eot_timeout_ms: int = 5000, keyterms: list[str] | None = None) -> OfflineSTTSession:
         await asyncio.to_thread(load_model)
         return OfflineSTTSession(fmt, silence_s=min(max(eot_timeout_ms / 1000.0, 0.4), 0.7))

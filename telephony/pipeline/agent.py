@@ -77,8 +77,7 @@ class VoicePipelineAgent:
             await self._cleanup()
             return
         self.history.append({"role": "assistant", "content": greeting})
-        self.reply_task = asyncio.create_task(self._speak(greeting))
-        asyncio.create_task(fillers.render_clips(self.tts, self.fmt))  # while the greeting plays
+        self.reply_task = asyncio.create_task(self._speak(greeting, render_clips=True))
         tasks = [asyncio.create_task(self._pump_audio()), asyncio.create_task(self.stt.run(self._handle, self.goodbye)),
                  asyncio.create_task(self._call_events()), asyncio.create_task(self.live.run())]
         try:
@@ -233,6 +232,7 @@ class VoicePipelineAgent:
             self.tts_key = key
             asyncio.create_task(old.aclose())
         self.machine.eager_enabled = self.cfg.turn.eager_eot_threshold is not None
+        await self.live.apply_turn(self.cfg.turn)
 
     async def _turn(self, action: Commit, spec, spec_task, deadlines: TurnDeadlines) -> None:
         ev = action.event
@@ -336,12 +336,14 @@ class VoicePipelineAgent:
         self._hangup_requested = True
         await self.call.hangup("error")
 
-    async def _speak(self, text: str) -> None:
+    async def _speak(self, text: str, render_clips: bool = False) -> None:
         reply = SpokenReply(self.call, self.tts, self.fmt, self._tts_fallback([]), [])
         self.reply = reply
         try:
             await reply.push(text)
             await reply.finish()
+            if render_clips:  # the greeting is queued: render the filler clips while it plays
+                asyncio.create_task(fillers.render_clips(self.tts, self.fmt))
             await reply.wait_played()
         except asyncio.CancelledError:
             reply.cancelled = True

@@ -60,7 +60,20 @@ class LiveConfig:
     async def apply(self) -> None:
         agent = self.agent
         _, cfg = await store.resolve_config(agent.call.campaign_id)
-        turn = cfg.turn
+        await self.apply_turn(cfg.turn)
+        llm = (cfg.llm_provider, cfg.llm_model)
+        if llm not in agent.llm_clients:
+            self.prewarmed.append(("llm", f"{llm[0]}/{llm[1]}"))
+            asyncio.create_task(agent.prewarm_llm(*llm))
+        tts = (cfg.tts_provider, cfg.voice_id)
+        if tts != agent.tts_key and tts not in agent.warm_tts:
+            self.prewarmed.append(("tts", f"{tts[0]}/{tts[1]}"))
+            asyncio.create_task(agent.prewarm_tts(*tts))
+
+    async def apply_turn(self, turn) -> None:
+        """Send changed turn settings to the recogniser (also called at each turn start, which is how
+        a bridge process without a shared channel layer still converges)."""
+        agent = self.agent
         if turn_key(turn) != self.applied_turn:
             self.applied_turn = turn_key(turn)
             agent.machine.eager_enabled = turn.eager_eot_threshold is not None
@@ -73,11 +86,3 @@ class LiveConfig:
                 self.configures_sent += 1
                 log.info("call %s: turn settings sent to %s: eot %s eager %s timeout %s ms", agent.call.call_id,
                          agent.stt.provider, turn.eot_threshold, turn.eager_eot_threshold, turn.eot_timeout_ms)
-        llm = (cfg.llm_provider, cfg.llm_model)
-        if llm not in agent.llm_clients:
-            self.prewarmed.append(("llm", f"{llm[0]}/{llm[1]}"))
-            asyncio.create_task(agent.prewarm_llm(*llm))
-        tts = (cfg.tts_provider, cfg.voice_id)
-        if tts != agent.tts_key and tts not in agent.warm_tts:
-            self.prewarmed.append(("tts", f"{tts[0]}/{tts[1]}"))
-            asyncio.create_task(agent.prewarm_tts(*tts))
