@@ -12,7 +12,7 @@ from django.http import HttpRequest, JsonResponse
 from aioptions import inputs
 from aioptions.http import api_view, json_error
 from telephony.agents import AGENTS
-from telephony.bridge import inprocess
+from telephony.bridge import fleetdb, inprocess
 
 
 def _int(request: HttpRequest, name: str, default: int, lo: int, hi: int) -> int:
@@ -50,4 +50,15 @@ async def stop(request):
 
 @api_view(methods=("GET",), open_on_loopback=True)
 def status(request):
-    return JsonResponse(inprocess.status())
+    """This box's bridge (as before) plus ``nodes``: every bridge of the fleet sharing the database."""
+    return JsonResponse({**inprocess.status(), "nodes": fleetdb.fleet()})
+
+
+@api_view(methods=("POST",))
+def drain(request, node_id: int):
+    """Ask one bridge to drain: it answers OPTIONS/new INVITEs with 503 from its next heartbeat
+    (<= 2 s), lets its calls finish (its --drain-timeout), then exits."""
+    node = fleetdb.request_drain(node_id) if node_id < 2**63 else None  # beyond bigint: no such row
+    if node is None:
+        return json_error(f"no running bridge node {node_id}", 404, field="node_id")
+    return JsonResponse({"status": "draining", "node": fleetdb.describe(node)}, status=202)

@@ -43,9 +43,20 @@ def parse_advertise(value: str | None) -> str | None:
     return str(addr)
 
 
-def build_policy(*, trusted: str | list[str] | None = None, hold_timeout_s: float | None = None) -> SipPolicy:
+def parse_proxies(value: str | list[str] | None) -> tuple:
+    """--trusted-proxy: the SIP proxies (Kamailio) a fleet bridge takes signalling from, as networks.
+    Raises ValueError naming the bad item."""
+    try:
+        return parse_networks(value)
+    except ValueError as exc:
+        raise ValueError(f"--trusted-proxy: {exc} (expected a comma list of IPs, e.g. 10.0.0.5,10.0.0.6)") from None
+
+
+def build_policy(*, trusted: str | list[str] | None = None, hold_timeout_s: float | None = None,
+                 proxies: tuple = ()) -> SipPolicy:
     """SipPolicy from the SIP_* settings, overridden by the command's flags (None = setting).
-    Raises ValueError naming the bad value."""
+    ``proxies`` (parsed --trusted-proxy) are trusted too: one proxy carries every caller's traffic,
+    so per-source limits would throttle the whole fleet. Raises ValueError naming the bad value."""
     hold = settings.SIP_HOLD_TIMEOUT_S if hold_timeout_s is None else float(hold_timeout_s)
     if not hold > 0:
         raise ValueError(f"--hold-timeout must be a positive number of seconds, got {hold_timeout_s!r}")
@@ -54,6 +65,7 @@ def build_policy(*, trusted: str | list[str] | None = None, hold_timeout_s: floa
     except ValueError as exc:
         raise ValueError(f"--trusted / SIP_TRUSTED_IPS: {exc} (expected a comma list of IPs or CIDRs, "
                          f"e.g. 10.0.0.0/8,192.0.2.7)") from None
+    nets = nets + tuple(p for p in proxies if p not in nets)
     rate, burst = float(settings.SIP_INVITE_RATE), int(settings.SIP_INVITE_BURST)
     if rate <= 0 or burst < 1:
         raise ValueError("SIP_INVITE_RATE must be > 0 and SIP_INVITE_BURST >= 1")

@@ -22,7 +22,8 @@ from telephony.bridge.accounts import LiveAccounts
 from telephony.bridge.config import build_policy, is_loopback, parse_advertise
 from telephony.bridge.node import BridgeNodeLease
 from telephony.media.call import CallInfo, LiveCall
-from telephony.media.gateway import GatewayHooks, SIPMediaGateway
+from telephony.media.fleet import FleetGateway
+from telephony.media.gateway import GatewayHooks
 from telephony.sip.policy import SipPolicy
 
 log = logging.getLogger("telephony.bridge")
@@ -59,7 +60,7 @@ class BridgeRunner:
                  agent_options: dict | None = None, publish_heartbeat: bool = False,
                  advertise: str | None = None, hold_timeout_s: float | None = None,
                  trusted: str | list[str] | None = None, policy: SipPolicy | None = None,
-                 accounts_poll_s: float = 2.0, node_beat_s: float = 2.0) -> None:
+                 accounts_poll_s: float = 2.0, node_beat_s: float = 2.0, proxies: tuple = ()) -> None:
         """advertise/hold_timeout_s/trusted default to the SIP_* settings; a bad value raises
         ValueError (the command turns it into a CommandError)."""
         self.publish_heartbeat = publish_heartbeat
@@ -71,12 +72,14 @@ class BridgeRunner:
         self.advertise = parse_advertise(settings.SIP_ADVERTISE if advertise is None else advertise)
         self.policy = policy or build_policy(trusted=trusted, hold_timeout_s=hold_timeout_s)
         self.accounts = LiveAccounts(loopback=is_loopback(host), poll_s=accounts_poll_s)
-        self.node = BridgeNodeLease(host=host, port=port, advertised=self.advertise, beat_s=node_beat_s)
+        self.node = BridgeNodeLease(host=host, port=port, advertised=self.advertise, beat_s=node_beat_s,
+                                    max_calls=max_calls, live_calls=lambda: self.gateway.active_calls)
         hooks = GatewayHooks(on_call_started=self._started, on_call_answered=self._answered,
                              on_call_ended=self._ended, lookup_ha1=self.accounts.ha1,
                              open_mode=self.accounts.open_mode)
-        self.gateway = SIPMediaGateway(
-            host=host, port=port, rtp_ports=rtp_ports, agent_factory=self._make_agent, hooks=hooks,
+        # FleetGateway = the front door plus --trusted-proxy and draining (inert without them)
+        self.gateway = FleetGateway(
+            proxies=proxies, host=host, port=port, rtp_ports=rtp_ports, agent_factory=self._make_agent, hooks=hooks,
             max_calls=max_calls, rtp_timeout_s=rtp_timeout_s or settings.SIP_RTP_TIMEOUT_S, ring_ms=ring_ms,
             realm=settings.SIP_REALM, recordings_dir=Path(settings.MEDIA_ROOT) / "recordings",
             policy=self.policy, advertise=self.advertise)
@@ -159,5 +162,6 @@ class BridgeRunner:
         # never "running" when nothing listens: a failed SIP socket says so
         return {"status": "running" if gw.listening else "failed", "host": gw.host, "port": gw.port,
                 "bind": f"{gw.host}:{gw.port}", "advertised": getattr(gw, "advertised", self.advertise),
-                "node": self.node.name, "auth": self.accounts.mode,
+                "node": self.node.name, "node_id": self.node.id, "auth": self.accounts.mode,
+                "draining": gw.draining, "trusted_proxies": [str(p) for p in gw.proxies],
                 "calls": gw.active_calls, "agent": self.agent, **gw.stats}

@@ -30,4 +30,7 @@ def bye_for(invite: SipMessage, *, to_tag: str, cseq: int, host: str, port: int)
         ("from", f"{to_hdr};tag={to_tag}" if param(to_hdr, "tag") is None else to_hdr),
         ("to", invite.get("from") or ""), ("call-id", invite.call_id), ("cseq", f"{cseq} BYE"),
     ]
+    # UAS route set = the INVITE's Record-Route in order (RFC 3261 12.1.1): behind a proxy the BYE
+    # must carry it, or the proxy cannot loose-route it to the caller
+    bye.headers += [("route", rr) for rr in invite.get_all("record-route")]
     return bye.serialize()

@@ -41,16 +41,23 @@ class Command(BaseCommand):
         parser.add_argument("--trusted", metavar="LIST", default=settings.SIP_TRUSTED_IPS,
                             help="comma list of IPs/CIDRs exempt from the per-source abuse limits "
                                  "(a proxy in front, a trunk)")
+        parser.add_argument("--trusted-proxy", metavar="ADDR[,ADDR]", default="",
+                            help="fleet mode: take SIP only from these proxies (Kamailio), which authenticate "
+                                 "callers; other sources are dropped. RTP still flows to phones directly")
+        parser.add_argument("--drain-timeout", metavar="SECONDS", type=float, default=30.0,
+                            help="on SIGTERM (or a drain request) refuse new calls with 503 and let live "
+                                 "calls run this long before ending them with BYE")
 
     def handle(self, *args, **opts):
-        from telephony.bridge.config import build_policy, parse_advertise
+        from telephony.bridge.config import build_policy, parse_advertise, parse_proxies
         from telephony.bridge.runner import BridgeRunner
 
         if opts["agent"] not in AGENTS:
             raise CommandError(f"unknown agent {opts['agent']!r} (known: {', '.join(sorted(AGENTS))})")
         try:
             advertise = parse_advertise(opts["advertise"])
-            policy = build_policy(trusted=opts["trusted"], hold_timeout_s=opts["hold_timeout"])
+            proxies = parse_proxies(opts["trusted_proxy"])
+            policy = build_policy(trusted=opts["trusted"], hold_timeout_s=opts["hold_timeout"], proxies=proxies)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         logging.getLogger("telephony").setLevel(logging.INFO)
@@ -59,7 +66,10 @@ class Command(BaseCommand):
         runner = BridgeRunner(host=opts["host"], port=opts["port"], rtp_ports=parse_range(opts["rtp_ports"]),
                               agent=opts["agent"], max_calls=opts["max_calls"], ring_ms=opts["ring_ms"],
                               rtp_timeout_s=opts["rtp_timeout"], publish_heartbeat=True,
-                              advertise=advertise or "", policy=policy)
+                              advertise=advertise or "", policy=policy, proxies=proxies)
+        self.drain_timeout = opts["drain_timeout"]
+        if not 0 <= self.drain_timeout <= 86400:
+            raise CommandError("--drain-timeout must be between 0 and 86400 seconds")
         try:
             failed = asyncio.run(self._serve(runner))
         except OSError as exc:
@@ -69,19 +79,30 @@ class Command(BaseCommand):
         self.stdout.write("SIP bridge stopped")
 
     async def _serve(self, runner) -> bool:
-        """Serve until SIGTERM/SIGINT or until the SIP socket fails; True when it failed."""
-        stop = asyncio.Event()
+        """Serve until SIGINT, a drain (SIGTERM or the API) or a failed SIP socket; True when it failed.
+
+        SIGTERM drains: 503 to OPTIONS/new INVITEs, live calls get --drain-timeout, then BYE. A
+        second SIGTERM (or SIGINT) during the drain stops at once, still with BYE and records."""
+        from telephony.bridge.drain import drain
+
+        stop, drain_now = asyncio.Event(), asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+
+        def on_term() -> None:
+            (stop if drain_now.is_set() else drain_now).set()
+
+        loop.add_signal_handler(signal.SIGTERM, on_term)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        runner.node.on_drain = drain_now.set
         await runner.start()
         if runner.recovered:
             self.stdout.write(f"finalised {runner.recovered} call(s) left open by a bridge that died")
-        failed = asyncio.ensure_future(runner.gateway.failed.wait())
-        stopped = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({failed, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        for t in (failed, stopped):
+        waits = [asyncio.ensure_future(e.wait()) for e in (runner.gateway.failed, stop, drain_now)]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for t in waits:
             t.cancel()
+        if drain_now.is_set() and not stop.is_set() and not runner.gateway.failed.is_set():
+            await drain(runner, self.drain_timeout, abort=stop)
         logging.getLogger("telephony.bridge").info("stopping: sending BYE to %d active call(s)",
                                                    runner.gateway.active_calls)
         await runner.stop()
