@@ -84,3 +84,109 @@ def test_calls_spread_over_both_bridges_and_phones_register_with_digest(tmp_path
     assert "INVITE alice -> registered contact sip:alice@127.0.0.31:5090" in kam, kam[-2000:]
     assert read(t, "to_phone.rc").strip() == "0", stat(t, "to_phone") + read(t, "to_phone.err")[-1000:]
     assert read(t, "phone.rc").strip() == "0", read(t, "phone.out")[-1500:]
+
+
+OPEN_BY_HOST = ("psql -h 127.0.0.1 -U postgres talky -Atc \"SELECT n.host || ' ' || count(*) FROM telephony_call c "
+                "JOIN telephony_bridgenode n ON c.bridge_node_id = n.id WHERE c.ended_at IS NULL GROUP BY n.host\"")
+
+
+def wait_both_busy(total: int) -> str:
+    """Until ``total`` calls are up, on both bridges (bounded: 15 s); the last count in $T/open_before.txt."""
+    return f"""
+for i in $(seq 1 150); do
+  {OPEN_BY_HOST} > $T/open_before.txt
+  [ "$(grep -c '^127.0.0.1[12] ' $T/open_before.txt)" = 2 ] && \\
+    [ "$(awk '{{s += $2}} END {{print s}}' $T/open_before.txt)" = {total} ] && break
+  sleep 0.1
+done
+"""
+
+
+def rtt_max_ms(tmp, name: str) -> float:
+    """Longest INVITE -> 200 time of a sipp run (its -trace_stat CSV, cumulative column)."""
+    rows = [ln.split(";") for ln in read(tmp, f"{name}.csv").splitlines() if ln.strip()]
+    if len(rows) < 2:
+        return float("nan")
+    head, last = rows[0], rows[-1]
+    col = head.index("ResponseTime1(C)")
+    h, m, s = last[col].split(":")[:3]
+    return (int(h) * 3600 + int(m) * 60 + float(s)) * 1000
+
+
+def test_a_killed_bridge_loses_no_new_call_and_its_calls_are_finalised_once(tmp_path):
+    t = tmp_path
+    body = (sipp(t, "long", "caller_auth.xml", ip="127.0.0.22", port=5071, extra="-m 4 -r 10 -l 4 -d 60000",
+                 background=True)
+            + wait_both_busy(4)
+            + "now > $T/kill_at; kill -KILL $BRIDGE_A\n"
+            # new calls from the moment of the kill: each must be answered within 15 s
+            + sipp(t, "after", "caller_auth.xml", ip="127.0.0.21", port=5070,
+                   extra="-m 30 -r 3 -l 10 -d 500 -recv_timeout 15000")
+            + f"""
+for i in $(seq 1 300); do {OPEN_BY_HOST} | grep -q '^127.0.0.11 ' || break; sleep 0.1; done
+now > $T/finalised_at
+$K dispatcher.list > $T/ds_after.txt 2>&1
+kill -TERM $LONG_PID 2>/dev/null; wait $LONG_PID 2>/dev/null
+""" + shell(CALLS_BY_NODE, "calls.json"))
+    out = run_fleet(t, body, kam_extra=LOAD, drain_timeout=1)
+    before = dict(ln.split() for ln in read(t, "open_before.txt").split("\n") if ln.strip())
+    assert set(before) == {"127.0.0.11", "127.0.0.12"}, read(t, "open_before.txt") + out
+    assert read(t, "after.rc").strip() == "0", stat(t, "after") + read(t, "after.err")[-1500:] + out
+    summary = calls(t)
+    kill_at = float(read(t, "kill_at"))
+    after_kill = [c for c in summary["calls"] if c[1].endswith("@127.0.0.21")]
+    assert len(after_kill) == 30 and all(c[0] == "127.0.0.12" and c[2] > kill_at for c in after_kill), after_kill
+    # the dead node's calls: every one finalised, as "bridge lost", by the survivor, once
+    lost = [c for c in summary["calls"] if c[0] == "127.0.0.11"]
+    assert len(lost) == int(before["127.0.0.11"]) and all(c[3] == "bridge_lost" for c in lost), lost
+    reaped = [int(n) for n in re.findall(r"another bridge died: finalised (\d+) of its call", read(t, "bridgeB.log"))]
+    assert sum(reaped) == len(lost), read(t, "bridgeB.log")[-2000:]
+    finalised_s = float(read(t, "finalised_at")) - kill_at
+    assert finalised_s < 15, finalised_s
+    assert "127.0.0.11" not in read(t, "ds_after.txt"), read(t, "ds_after.txt")  # gone from the list
+    down = re.search(r"DS-DOWN .*127.0.0.11:5080.* at ([\d.]+)", read(t, "kam.log"))
+    print(f"failover: slowest new call {rtt_max_ms(t, 'after'):.0f} ms; dispatcher marked the dead bridge down "
+          f"{(float(down.group(1)) - kill_at) if down else float('nan'):.2f} s after the kill; its "
+          f"{len(lost)} call(s) finalised by 127.0.0.12 within {finalised_s:.1f} s")
+
+
+def test_a_draining_bridge_takes_no_new_call_and_loses_none(tmp_path):
+    t = tmp_path
+    body = (sipp(t, "long", "caller_auth.xml", ip="127.0.0.22", port=5071, extra="-m 4 -r 10 -l 4 -d 6000",
+                 background=True)
+            # one call that outlives the drain timeout: the bridge must end it with a BYE the caller gets
+            + sipp(t, "stay", "caller_auth_wait_bye.xml", ip="127.0.0.23", port=5072, extra="-m 1",
+                   background=True)
+            + wait_both_busy(5)
+            + "now > $T/drain_at; kill -TERM $BRIDGE_A\n"
+            + sipp(t, "after", "caller_auth.xml", ip="127.0.0.21", port=5070,
+                   extra="-m 20 -r 4 -l 10 -d 500 -trace_msg")
+            + """
+wait $LONG_PID; echo $? > $T/long.rc
+for i in $(seq 1 300); do kill -0 $BRIDGE_A 2>/dev/null || break; sleep 0.1; done
+now > $T/exit_at; wait $BRIDGE_A; echo $? > $T/bridgeA.rc; BRIDGE_A=""
+kill -TERM $BRIDGE_B 2>/dev/null
+wait $STAY_PID; echo $? > $T/stay.rc
+for i in $(seq 1 300); do kill -0 $BRIDGE_B 2>/dev/null || break; sleep 0.1; done
+wait $BRIDGE_B; echo $? > $T/bridgeB.rc; BRIDGE_B=""
+""" + shell(CALLS_BY_NODE, "calls.json"))
+    out = run_fleet(t, body, kam_extra=LOAD, drain_timeout=12)
+    assert read(t, "after.rc").strip() == "0", stat(t, "after") + read(t, "after.err")[-1500:] + out
+    assert read(t, "long.rc").strip() == "0", stat(t, "long") + read(t, "long.err")[-1500:]  # none lost
+    summary = calls(t)
+    drain_at = float(read(t, "drain_at"))
+    new_on_a = [c for c in summary["calls"] if c[0] == "127.0.0.11" and c[1].endswith("@127.0.0.21")]
+    assert all(c[2] > drain_at for c in summary["calls"] if c[1].endswith("@127.0.0.21"))
+    assert not new_on_a, new_on_a
+    assert summary["open"] == 0 and summary["nodes"]["127.0.0.11"][:2] == [True, True], summary
+    a_log = read(t, "bridgeA.log")
+    assert "draining: no new calls" in a_log and read(t, "bridgeA.rc").strip() == "0", a_log[-2000:]
+    # A exited once its calls were over (6 s calls), well before the 12 s drain timeout ...
+    a_reasons = {k: v for k, v in summary["reasons"].items() if k.startswith("127.0.0.11")}
+    if "127.0.0.11 shutdown" in a_reasons:  # ... unless the never-ending call landed there
+        assert a_reasons["127.0.0.11 shutdown"] == 1, a_reasons
+    else:
+        assert float(read(t, "exit_at")) - drain_at < 11, a_log[-1500:]
+    # the call that outlived the drain was ended by the bridge with a BYE the caller answered
+    assert read(t, "stay.rc").strip() == "0", stat(t, "stay") + read(t, "stay.err")[-1500:] + read(t, "stay.out")[-800:]
+    assert sum(v for k, v in summary["reasons"].items() if k.endswith(" shutdown")) == 1, summary["reasons"]
