@@ -83,3 +83,4 @@ class CampaignAdmin(admin.ModelAdmin):
                                             user=request.user, source="admin")
             except ValidationError as exc:
                 messages.error(request, str(exc))
+from . import admin_outbound  # noqa: E402,F401  (trunks, dialer, contacts, do-not-call)

@@ -9,8 +9,12 @@ from .models import Campaign
 
 
 def campaign_for_extension(extension: str) -> Campaign | None:
-    """The active campaign with this extension, else the active default campaign, else None."""
+    """The active campaign with this extension, else the one whose DID (dialer settings) it is,
+    else the active default campaign, else None."""
     found = Campaign.objects.filter(extension=extension, active=True).first()
+    if found is None and extension:  # a trunk's inbound call: the dialled number (DID) picks the campaign
+        did = "+" + extension.lstrip("+")
+        found = Campaign.objects.filter(dialer__did__in=[did, did[1:]], active=True).first()
     if found is None:
         found = Campaign.objects.filter(is_default=True, active=True).first()
     return found

@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("telephony.urls")),
     path("", include("telephony.urls_dashboard")),
     path("", include("telephony.urls_pipeline")),
+    path("", include("telephony.urls_outbound")),
     path("", include("aioptions.urls_preview")),
 ]
 

@@ -9,7 +9,7 @@ import hashlib
 
 from django.db import models
 
-from campaigns.models import Campaign
+from campaigns.models import Campaign, Contact
 
 
 class SipAccount(models.Model):
@@ -74,6 +74,11 @@ class Call(models.Model):
         ERROR = "error", "error"
         BUSY = "busy", "rejected: busy"
         BRIDGE_LOST = "bridge_lost", "bridge lost"
+        # outbound calls that never reached the agent end with their outcome
+        NO_ANSWER = "no_answer", "outbound: no answer"
+        REJECTED = "rejected", "outbound: rejected"
+        FAILED = "failed", "outbound: failed"
+        INVALID_NUMBER = "invalid_number", "outbound: invalid number"
 
     sip_call_id = models.CharField(max_length=255, db_index=True)
     campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL,
@@ -100,6 +105,13 @@ class Call(models.Model):
     mouth_to_ear_p95_ms = models.FloatField(null=True, blank=True)
     llm_model = models.CharField(max_length=128, blank=True, default="")
     voice_id = models.CharField(max_length=128, blank=True, default="")
+    # outbound (issue 15): who placed it, how it ended before/at the answer, whom it was for
+    direction = models.CharField(max_length=8, default="inbound", choices=[("inbound", "inbound"),
+                                                                          ("outbound", "outbound")])
+    outcome = models.CharField(max_length=16, blank=True, default="", help_text="outbound: answered, busy, "
+                               "no_answer, rejected, failed, invalid_number, voicemail")
+    sip_status = models.PositiveIntegerField(null=True, blank=True, help_text="outbound: final SIP status")
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls")
 
     class Meta:
         ordering = ["-started_at"]

@@ -44,6 +44,25 @@ def start_call(*, sip_call_id: str, caller_uri: str, dialed: str, codec: str, ag
     }
 
 
+def start_outbound_call(*, sip_call_id: str, caller_uri: str, dialed: str, codec: str, agent: str,
+                        bridge_node: int | None = None, campaign_id: int | None = None,
+                        contact_id: int | None = None, variables: dict | None = None) -> dict:
+    """The Call row of a call we place (before the INVITE leaves), and what the agent is told:
+    the campaign's greeting and prompt with the contact's variables and an outbound note."""
+    from campaigns.models import Campaign, Contact
+    from campaigns.outbound import call_context
+
+    campaign = Campaign.objects.filter(pk=campaign_id).first() if campaign_id else None
+    contact = Contact.objects.filter(pk=contact_id).first() if contact_id else None
+    call = Call.objects.create(sip_call_id=sip_call_id, caller_uri=caller_uri[:255], dialed=dialed[:64],
+                               codec=codec, agent=agent, campaign=campaign, bridge_node_id=bridge_node,
+                               direction="outbound", contact=contact)
+    values = {"name": contact.name, "phone": contact.phone, **contact.variables} if contact else {}
+    values.update(variables or {})
+    return {"record_id": call.pk, "campaign_id": campaign.pk if campaign else None, "contact_id": contact_id,
+            **call_context(campaign.pk if campaign else None, values, to=dialed)}
+
+
 def mark_answered(record_id: int, *, recording: Path | None = None) -> None:
     """The call is up. The recording is linked now, not only at the end, so a bridge that dies
     mid-call leaves a row whose recording the admin and dashboard can already play."""
@@ -53,7 +72,8 @@ def mark_answered(record_id: int, *, recording: Path | None = None) -> None:
     Call.objects.filter(pk=record_id).update(**fields)
 
 
-def finish_call(record_id: int, *, reason: str, stats: dict, recording: Path | None) -> int:
+def finish_call(record_id: int, *, reason: str, stats: dict, recording: Path | None, outcome: str = "",
+                sip_status: int | None = None) -> int:
     fields = {
         "ended_at": timezone.now(), "end_reason": reason[:16],
         "packets_in": stats.get("packets_in", 0), "packets_out": stats.get("packets_out", 0),
@@ -62,6 +82,10 @@ def finish_call(record_id: int, *, reason: str, stats: dict, recording: Path | N
     }
     if recording is not None:
         fields["recording"] = _media_name(recording)
+    if outcome:  # outbound calls: how the attempt ended
+        fields["outcome"] = outcome[:16]
+    if sip_status:
+        fields["sip_status"] = sip_status
     return Call.objects.filter(pk=record_id).update(**fields)
 
 

@@ -21,6 +21,7 @@ from telephony.agents import AGENTS
 from telephony.bridge.accounts import LiveAccounts
 from telephony.bridge.config import build_policy, is_loopback, parse_advertise
 from telephony.bridge.node import BridgeNodeLease
+from telephony.bridge.outbound import OutboundCalls
 from telephony.media.call import CallInfo, LiveCall
 from telephony.media.fleet import FleetGateway
 from telephony.media.gateway import GatewayHooks
@@ -83,6 +84,9 @@ class BridgeRunner:
             max_calls=max_calls, rtp_timeout_s=rtp_timeout_s or settings.SIP_RTP_TIMEOUT_S, ring_ms=ring_ms,
             realm=settings.SIP_REALM, recordings_dir=Path(settings.MEDIA_ROOT) / "recordings",
             policy=self.policy, advertise=self.advertise)
+        self.outbound = OutboundCalls(self)  # trunks, routing and caps of the calls this bridge places
+        self.control = None  # loopback control channel (manage.py dial), run_sip_bridge only
+        self.dialer = None  # the campaign dialer (telephony.bridge.dialer), when started
 
     async def start(self) -> None:
         """Load accounts, claim a node row and finalise what dead bridges left open, then listen."""
@@ -104,7 +108,12 @@ class BridgeRunner:
 
             await asyncio.to_thread(warm_up)
             log.info("offline recogniser loaded (no DEEPGRAM_API_KEY)")
+        await self.outbound.start()
         if self.publish_heartbeat:
+            from telephony.bridge.control import ControlServer
+
+            self.control = ControlServer(self.outbound)
+            await self.control.start()
             self._beat = asyncio.create_task(self._heartbeat())
         log.info("agent: %s; node %s; SIP auth: %s", self.agent, self.node.name, self.accounts.mode)
 
@@ -117,6 +126,11 @@ class BridgeRunner:
         if self._beat is not None:
             self._beat.cancel()
         await self.accounts.stop()
+        if self.dialer is not None:
+            await self.dialer.stop()
+        if self.control is not None:
+            await self.control.stop()
+        await self.outbound.stop()
         await self.gateway.aclose()  # finalises every call of ours first ...
         await self.node.stop()  # ... so a stopped node never leaves an open row behind
         if self.publish_heartbeat:
@@ -138,6 +152,8 @@ class BridgeRunner:
         return AGENTS[self.agent](call, self.agent_options)
 
     async def _started(self, info: CallInfo) -> dict:
+        if info.extra.get("direction") == "outbound":
+            return await self.outbound.started(info)
         return await sync_to_async(services.start_call)(sip_call_id=info.call_id, caller_uri=info.caller_uri,
                                                         dialed=info.dialed_user, codec=info.codec, agent=self.agent,
                                                         bridge_node=self.node.id)
@@ -153,7 +169,10 @@ class BridgeRunner:
             log.warning("call %s ended without a Call record", call.call_id)
             return
         updated = await sync_to_async(services.finish_call)(call.record_id, reason=call.end_reason or "error",
-                                                            stats=stats, recording=recording)
+                                                            stats=stats, recording=recording, outcome=call.outcome,
+                                                            sip_status=call.sip_status)
+        if call.direction == "outbound":
+            await self.outbound.ended(call)
         if updated != 1:
             log.error("call %s: Call record %s was not finalised", call.call_id, call.record_id)
 

@@ -39,6 +39,7 @@ class LiveCall:
         self.context: dict = {}
         self.direction = "inbound"  # "outbound" for a call the bridge placed (telephony.media.outbound)
         self.outcome = ""  # outbound: answered, busy, no_answer, ... (telephony.sip.uac.OUTCOMES)
+        self.sip_status: int | None = None  # outbound: the final status of our INVITE
         self.session = session
         self._events: asyncio.Queue[CallEvent] = asyncio.Queue()
         self._request_hangup = request_hangup

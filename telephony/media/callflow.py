@@ -46,7 +46,8 @@ class CallFlow:
             self._respond(req, 503, src=src)
             return
         ip = src[0]
-        if not self.policy.is_trusted(ip) and not self.invite_limit.allow(ip):
+        trunk = ip in self.trunk_ips
+        if not trunk and not self.policy.is_trusted(ip) and not self.invite_limit.allow(ip):
             self.stats["rate_limited"] += 1  # an INVITE flood: dropped without a word, like pike
             return
         if self._admit(req, src) is None:
@@ -65,7 +66,7 @@ class CallFlow:
             self.stats["rejected"] += 1
             self._respond(req, 488, to_tag=new_tag(), extra=[("Warning", f'304 talky "{exc}"')], src=src)
             return
-        if not self.call_slots.acquire(ip):
+        if not trunk and not self.call_slots.acquire(ip):
             return self._reject(req, src, 486, f"too many calls from {ip}")
         dlg = Dialog(invite=req, src=src, to_tag=new_tag(), remote_tag=req.from_tag,
                      local_addr=self.local_address(local_ip), remote_cseq=req.cseq[0], session_expires=se or None,
@@ -357,7 +358,7 @@ class CallFlow:
             return
         was = dlg.state
         dlg.state = "ended"
-        if dlg.role == "uas":  # a call we placed took no inbound per-source slot
+        if dlg.role == "uas" and dlg.src[0] not in self.trunk_ips:  # only inbound non-trunk calls took a slot
             self.call_slots.release(dlg.src[0])
         if dlg.exempt_ip:
             left = self._peer_ips.get(dlg.src[0], 1) - 1

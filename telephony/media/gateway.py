@@ -71,6 +71,9 @@ class SIPMediaGateway(OutboundMixin, CallFlow):
         self.failed = asyncio.Event()
         self.dialogs: dict[str, Dialog] = {}
         self._peer_ips: dict[str, int] = {}  # IPs of confirmed dialogs: their in-dialog requests skip pike
+        # IP-authenticated trunks (the runner keeps this current): no digest, no per-source limits
+        self.trunk_ips: frozenset[str] = frozenset()
+        self.registrations: dict = {}  # REGISTER Call-ID -> TrunkRegistration (telephony.media.registration)
         # call-id -> (answered, retransmitting task, peer IP): our BYE until its final response
         self._pending_bye: dict[str, tuple[asyncio.Event, asyncio.Task, str]] = {}
         self.stats = {"invites": 0, "answered": 0, "ended": 0, "rejected": 0, "bad_messages": 0, "registers": 0,
@@ -144,7 +147,7 @@ class SIPMediaGateway(OutboundMixin, CallFlow):
     # --- packets --------------------------------------------------------------------------
     def _on_datagram(self, data: bytes, src: tuple[str, int], local_ip: str | None) -> None:
         ip = src[0]
-        if ip not in self._peer_ips and not self.pike.check(ip):
+        if ip not in self._peer_ips and ip not in self.trunk_ips and not self.pike.check(ip):
             self.stats["flood_dropped"] += 1
             if self.pike.newly_blocked:
                 log.warning("SIP source %s over its request budget: ignored for %.0f s", ip, self.policy.block_s)
@@ -204,6 +207,8 @@ class SIPMediaGateway(OutboundMixin, CallFlow):
 
     def _admit(self, req: SipMessage, src: tuple[str, int]) -> AuthResult | None:
         """Digest auth with lockout. None = refused (the response has been sent)."""
+        if src[0] in self.trunk_ips:  # a trunk with IP authentication: its address is its credential
+            return AuthResult(True, False, "", "trunk")
         result = self.auth.check(req.method or "", req.get("authorization"), req.uri)
         if result.reason == "open":
             return result

@@ -93,6 +93,7 @@ class OutboundMixin:
             log.exception("outbound call %s failed", clip(call_id, 40))
             result = DialResult("failed", 0, "internal error")
         result.call_id, result.record_id = call_id, call.record_id
+        call.sip_status = call.sip_status or result.status or None
         if result.outcome != "answered" and dlg.state != "ended":
             call.outcome = result.outcome
             await self._end(dlg, result.outcome, send_bye=False)
@@ -186,6 +187,10 @@ class OutboundMixin:
 
     def _on_uac_response(self, resp: SipMessage, src: tuple[str, int]) -> bool:
         """A response to something we sent as UAC. True when it was ours (handled or dropped)."""
+        reg = self.registrations.get(resp.call_id)
+        if reg is not None:
+            reg.on_response(resp, src)
+            return True
         dlg = self.dialogs.get(resp.call_id)
         if dlg is None or dlg.role != "uac":
             return False
@@ -233,6 +238,7 @@ class OutboundMixin:
 
     async def _uac_answered(self, dlg: Dialog, resp: SipMessage, local: tuple[str, int], step: Step) -> bool:
         dlg.remote_tag, dlg.remote_to = resp.to_tag, resp.get("to") or ""
+        dlg.call.sip_status = resp.status
         dlg.remote_target, dlg.routes = uac.remote_target(dlg.invite, resp), uac.route_set(resp)
         ack = uac.ack_for(dlg.invite, resp, local=local).serialize()
         self._send(ack, dlg.src)

@@ -315,6 +315,18 @@ class Registrar:
         live = [b for b in self._aors.get(aor, {}).values() if b.expires_at > now]
         return [b.uri for b in sorted(live, key=lambda b: b.seq, reverse=True)]
 
+    def find_user(self, user: str) -> list[tuple[str, tuple[str, int]]]:
+        """(contact URI, source address it registered from) of every live binding whose AOR's user
+        part is ``user``, newest first: what "dial extension 201" rings. A scan of the AOR table,
+        bounded by its cap, run only when an operator dials, never on the packet path."""
+        now = self.clock()
+        found = []
+        for aor, bindings in self._aors.items():
+            rest = aor.split(":", 1)[-1]
+            if rest.split("@", 1)[0] == user:
+                found += [b for b in bindings.values() if b.expires_at > now]
+        return [(b.uri, b.source) for b in sorted(found, key=lambda b: b.seq, reverse=True)]
+
     def __len__(self) -> int:
         """Live bindings (expired ones are pruned first)."""
         self.prune()
