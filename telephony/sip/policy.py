@@ -50,9 +50,9 @@ class SipPolicy:
     # registrar caps
     max_bindings_per_aor: int = 10
     max_bindings_per_source: int = 20
-    max_bindings_total: int = 20000
+    max_bindings_total: int = 5000  # one bridge; a fleet keeps registrations in Kamailio (PostgreSQL)
     # how many sources / users the limiters remember at most (LRU beyond that)
-    max_tracked_sources: int = 50000
+    max_tracked_sources: int = 10000
     # call supervision
     hold_timeout_s: float = 600.0
     rtp_latch_window_s: float = 10.0  # media may latch to a NAT'd port of the caller's IP this long

@@ -17,7 +17,7 @@ Key = tuple[str, str, str]  # (branch, CSeq method, Call-ID)
 
 
 class ResponseCache:
-    def __init__(self, *, ttl: float = 64 * T1, max_entries: int = 4096, max_bytes: int = 4 << 20,
+    def __init__(self, *, ttl: float = 64 * T1, max_entries: int = 4096, max_bytes: int = 2 << 20,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
