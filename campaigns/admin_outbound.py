@@ -4,12 +4,19 @@ settings, contacts (CSV import) and the do-not-call list."""
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+from django.urls import path
 
 from aioptions.inputs import InputError
 
-from . import trunks
-from .models import DoNotCall, Trunk
+from . import contacts, trunks
+from .admin import CampaignAdmin
+from .models import Campaign, Contact, DialerSettings, DoNotCall, Trunk
+from .phones import BadNumber, to_e164
+
+MAX_IMPORT_BYTES = 5_000_000
 
 
 class TrunkForm(forms.ModelForm):
@@ -56,3 +63,74 @@ class TrunkAdmin(admin.ModelAdmin):
 class DoNotCallAdmin(admin.ModelAdmin):
     list_display = ("phone", "reason", "created_at")
     search_fields = ("phone",)
+
+
+# --- contacts, do-not-call, dialer settings -----------------------------------------------------
+class ContactImportForm(forms.Form):
+    campaign = forms.ModelChoiceField(queryset=Campaign.objects.all())
+    file = forms.FileField(help_text="UTF-8 CSV with a header line")
+    default_region = forms.CharField(max_length=2, required=False, help_text="e.g. US, for numbers without +")
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    list_display = ("phone", "name", "campaign", "state", "attempts", "last_outcome", "next_attempt_at", "timezone")
+    list_filter = ("campaign", "state", "last_outcome")
+    search_fields = ("phone", "name")
+    readonly_fields = ("attempts", "last_outcome", "last_attempt_at", "claimed_by")
+    change_list_template = "admin/campaigns/contact/change_list.html"
+
+    def get_urls(self):
+        extra = [path("import/", self.admin_site.admin_view(self.import_view), name="campaigns_contact_import")]
+        return extra + super().get_urls()
+
+    def import_view(self, request):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        result = None
+        form = ContactImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            if upload.size > MAX_IMPORT_BYTES:
+                form.add_error("file", f"at most {MAX_IMPORT_BYTES // 1_000_000} MB")
+            else:
+                try:
+                    rows = contacts.parse_csv(upload.read().decode("utf-8-sig"))
+                    result = contacts.import_contacts(form.cleaned_data["campaign"].pk, rows,
+                                                      default_region=form.cleaned_data["default_region"])
+                    messages.info(request, f"{result['imported']} contact(s) imported")
+                except UnicodeDecodeError:
+                    form.add_error("file", "the file is not UTF-8 text")
+                except InputError as exc:
+                    form.add_error("file", str(exc))
+        context = {**self.admin_site.each_context(request), "form": form, "result": result,
+                   "title": "Import contacts"}
+        return TemplateResponse(request, "admin/campaigns/contact/import.html", context)
+
+
+class DoNotCallForm(forms.ModelForm):
+    class Meta:
+        model = DoNotCall
+        fields = ["phone", "reason"]
+
+    def clean_phone(self):
+        try:
+            return to_e164(self.cleaned_data["phone"])
+        except BadNumber as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+DoNotCallAdmin.form = DoNotCallForm
+
+
+class DialerSettingsInline(admin.StackedInline):
+    model = DialerSettings
+    can_delete = False
+    extra = 0
+    max_num = 1
+    fields = ("trunk", "did", "state", "timezone", "window_days", "window_start", "window_end", "max_concurrent",
+              "calls_per_minute", "max_attempts", "retry_delays", "ring_timeout_s")
+    readonly_fields = ("state",)
+
+
+CampaignAdmin.inlines = [*CampaignAdmin.inlines, DialerSettingsInline]
