@@ -123,7 +123,7 @@ LLM_MODELS: tuple[LLMModel, ...] = (
     LLMModel("gpt-4o-mini", "openai", "GPT-4o mini"),
     LLMModel("gpt-4.1-mini", "openai", "GPT-4.1 mini"),
     LLMModel("gpt-5-mini", "openai", "GPT-5 mini"),
-    LLMModel("offline-script", "offline", "Offline script (not an LLM: keyword-driven replies)"),
+    LLMModel("offline-script", "offline", "Offline script (not an LLM: answers from the campaign text)"),
 )
 
 PROVIDERS: tuple[Provider, ...] = (
