@@ -11,7 +11,7 @@ from django.urls import path
 
 from aioptions.inputs import InputError
 
-from . import contacts, trunks
+from . import contacts, dialer, trunks
 from .admin import CampaignAdmin
 from .models import Campaign, Contact, DialerSettings, DoNotCall, Trunk
 from .phones import BadNumber, to_e164
@@ -134,3 +134,21 @@ class DialerSettingsInline(admin.StackedInline):
 
 
 CampaignAdmin.inlines = [*CampaignAdmin.inlines, DialerSettingsInline]
+
+
+def _dialer_action(action: str, label: str):
+    @admin.action(description=label)
+    def run(modeladmin, request, queryset):
+        for campaign in queryset:
+            try:
+                state = dialer.set_state(campaign.pk, action)["state"]
+                messages.info(request, f"{campaign.name}: dialer {state}")
+            except InputError as exc:
+                messages.error(request, f"{campaign.name}: {exc}")
+
+    run.__name__ = f"{action}_dialer"
+    return run
+
+
+CampaignAdmin.actions = [*(CampaignAdmin.actions or []), _dialer_action("start", "Start the dialer"),
+                         _dialer_action("pause", "Pause the dialer"), _dialer_action("stop", "Stop the dialer")]

@@ -1,6 +1,6 @@
-from django.urls import path
+from django.urls import path, re_path
 
-from . import api, api_contacts, api_trunks
+from . import api, api_contacts, api_dialer, api_trunks
 
 app_name = "campaigns"
 
@@ -10,5 +10,8 @@ urlpatterns = [
     path("api/v1/trunks", api_trunks.trunk_list, name="api-trunks"),
     path("api/v1/campaigns/<int:campaign_id>/contacts", api_contacts.campaign_contacts, name="api-contacts"),
     path("api/v1/dnc", api_contacts.dnc, name="api-dnc"),
+    re_path(r"^api/v1/campaigns/(?P<campaign_id>[0-9]{1,18})/(?P<action>start|pause|stop)$",
+            api_dialer.campaign_action, name="api-dialer"),
+    path("api/v1/campaigns/<int:campaign_id>/progress", api_dialer.campaign_progress, name="api-progress"),
     path("api/v1/trunks/<int:trunk_id>", api_trunks.trunk_detail, name="api-trunk"),
 ]

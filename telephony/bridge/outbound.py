@@ -30,7 +30,11 @@ from telephony.sip.message import SipParseError, host_port_of, ip_literal
 from telephony.sip.uac import OutboundTarget
 
 log = logging.getLogger("telephony.bridge")
-__all__ = ["OutboundCalls", "Refused", "resolve"]
+__all__ = ["OutboundCalls", "Refused", "TrunkFull", "resolve"]
+
+
+class TrunkFull(Refused):
+    """The trunk is at its concurrent-call cap: nothing was sent; try again later."""
 
 
 async def resolve(host: str, port: int) -> str:
@@ -172,7 +176,8 @@ class OutboundCalls:
         tid = plan.trunk.get("id")
         if tid is not None:
             if self.active_on_trunk(tid) >= plan.trunk["max_concurrent"]:
-                raise Refused(f"trunk {plan.trunk['name']!r} is at its {plan.trunk['max_concurrent']} concurrent calls")
+                raise TrunkFull(f"trunk {plan.trunk['name']!r} is at its {plan.trunk['max_concurrent']} "
+                                "concurrent calls")
             self._setting_up[tid] = self._setting_up.get(tid, 0) + 1
         try:
             target = await self.target_for(plan)

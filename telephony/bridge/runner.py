@@ -61,7 +61,8 @@ class BridgeRunner:
                  agent_options: dict | None = None, publish_heartbeat: bool = False,
                  advertise: str | None = None, hold_timeout_s: float | None = None,
                  trusted: str | list[str] | None = None, policy: SipPolicy | None = None,
-                 accounts_poll_s: float = 2.0, node_beat_s: float = 2.0, proxies: tuple = ()) -> None:
+                 accounts_poll_s: float = 2.0, node_beat_s: float = 2.0, proxies: tuple = (),
+                 dialer: bool | None = None) -> None:
         """advertise/hold_timeout_s/trusted default to the SIP_* settings; a bad value raises
         ValueError (the command turns it into a CommandError)."""
         self.publish_heartbeat = publish_heartbeat
@@ -86,7 +87,8 @@ class BridgeRunner:
             policy=self.policy, advertise=self.advertise)
         self.outbound = OutboundCalls(self)  # trunks, routing and caps of the calls this bridge places
         self.control = None  # loopback control channel (manage.py dial), run_sip_bridge only
-        self.dialer = None  # the campaign dialer (telephony.bridge.dialer), when started
+        self.dialer = None  # the campaign dialer (telephony.bridge.dialer): on in run_sip_bridge
+        self.dialer_enabled = dialer
 
     async def start(self) -> None:
         """Load accounts, claim a node row and finalise what dead bridges left open, then listen."""
@@ -109,6 +111,12 @@ class BridgeRunner:
             await asyncio.to_thread(warm_up)
             log.info("offline recogniser loaded (no DEEPGRAM_API_KEY)")
         await self.outbound.start()
+        if self.publish_heartbeat if self.dialer_enabled is None else self.dialer_enabled:
+            from telephony.bridge.dialer import Dialer
+
+            self.dialer = Dialer(node=self.node.name, place=self.outbound.place,
+                                 node_timeout_s=settings.SIP_NODE_TIMEOUT_S)
+            self.dialer.start()
         if self.publish_heartbeat:
             from telephony.bridge.control import ControlServer
 

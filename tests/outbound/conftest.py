@@ -20,3 +20,14 @@ def auth(staff) -> dict:
 @pytest.fixture
 def campaign(db):
     return Campaign.objects.create(name="Acme", extension="100", is_default=True)
+
+
+@pytest.fixture
+async def close_thread_connections():
+    """Async tests reach the ORM through sync_to_async's worker thread: close its connection after
+    the test so PostgreSQL can drop the test database."""
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    yield
+    await sync_to_async(connections.close_all)()

@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from campaigns.models import DialerSettings, DoNotCall, Trunk
 from telephony.bridge import inprocess
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("close_thread_connections")]
 
 
 def post(client, body, auth):
@@ -30,14 +30,6 @@ async def bridge(close_thread_connections):
     inprocess._runner.gateway.transport.sendto = lambda data, addr: sent.append((data, addr))
     yield sent
     await inprocess.stop()
-
-
-@pytest.fixture
-async def close_thread_connections():
-    from django.db import connections
-
-    yield
-    await sync_to_async(connections.close_all)()
 
 
 async def test_refusals_send_nothing(async_client, auth, trunk, campaign, bridge):
