@@ -64,7 +64,9 @@ def in_window(s: DialerSettings, tz_name: str, now: dt.datetime) -> bool:
         tz = dt.UTC
     local = now.astimezone(tz)
     start, end, t = s.window_start, s.window_end, local.time()
-    if start <= end:
+    if start == end:  # 00:00-00:00: all day on the calling days
+        return str(local.weekday()) in s.window_days
+    if start < end:
         return str(local.weekday()) in s.window_days and start <= t < end
     # overnight window (e.g. 18:00-02:00): the part after midnight belongs to the previous day
     if t >= start:

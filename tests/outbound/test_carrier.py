@@ -174,3 +174,43 @@ echo "SIPP_RC=$?"
     [row] = calls(env)
     assert row["outcome"] == "answered" and row["end_reason"] == "bye" and row["direction"] == "outbound"
     assert not (tmp_path / "var" / "sip_control.json").exists()  # removed on a clean stop
+
+
+def test_running_campaign_dials_its_contacts_through_the_bridge(tmp_path, env):
+    """run_sip_bridge's dialer against sipp: three contacts of a started campaign are called
+    (answered, the carrier hangs up), the Call rows carry direction, outcome and contact, and the
+    contacts end up done; a DNC contact is never called."""
+    require("sipp", "unshare")
+    manage_shell(env, f"""
+import datetime as dt
+from campaigns import contacts, dialer
+from campaigns.models import DialerSettings
+DialerSettings.objects.filter(campaign_id={env['CAMPAIGN']}).update(window_days="0123456",
+    window_start=dt.time(0), window_end=dt.time(0), max_concurrent=3, calls_per_minute=60)
+contacts.add_dnc("+12015550199")
+print(contacts.import_contacts({env['CAMPAIGN']}, [(2, {{"phone": "+12015550101", "first_name": "Ana"}}),
+    (3, {{"phone": "+12015550102"}}), (4, {{"phone": "+12015550103"}}), (5, {{"phone": "+12015550199"}})]))
+print(dialer.set_state({env['CAMPAIGN']}, "start"))
+""")
+    xml = carrier.write(tmp_path, "answer_bye")
+    script = f"""
+sipp -sf {xml} -i 127.0.0.1 -p 5090 -mi 127.0.0.1 -mp 6100 -m 3 -rtp_echo -nostdin -timeout 30s \\
+  > {tmp_path}/sipp.log 2>&1 &
+SIPP=$!
+for i in $(seq 1 50); do ss -lun | grep -q ':5090 ' && break; sleep 0.1; done
+""" + bridge_script(tmp_path, agent="echo") + """
+wait $SIPP
+echo "SIPP_RC=$?"
+""" + STOP_BRIDGE
+    out = run_in_netns(script, env, timeout=90)
+    assert "SIPP_RC=0" in out.stdout, (tmp_path / "bridge.log").read_text()[-3000:]
+    rows = json.loads(manage_shell(env, "import json; from telephony.models import Call; print(json.dumps(list("
+                                        "Call.objects.order_by('id').values('direction','outcome','contact__phone',"
+                                        "'end_reason'))))"))
+    assert sorted(r["contact__phone"] for r in rows) == ["+12015550101", "+12015550102", "+12015550103"]
+    assert all(r["direction"] == "outbound" and r["outcome"] == "answered" and r["end_reason"] == "bye"
+               for r in rows)
+    states = json.loads(manage_shell(env, "import json; from campaigns.models import Contact; print(json.dumps("
+                                          "dict(Contact.objects.values_list('phone','state'))))"))
+    assert states == {"+12015550101": "done", "+12015550102": "done", "+12015550103": "done",
+                      "+12015550199": "dnc"}
