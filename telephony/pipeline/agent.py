@@ -62,9 +62,14 @@ class VoicePipelineAgent:
         self.fmt = MULAW_8K if call.codec == "PCMU" else ALAW_8K
         self.tts = factory.build_tts(self.cfg)
         self.tts_key = (self.cfg.tts_provider, self.cfg.voice_id)
-        system = (self.campaign.system_prompt if self.campaign else "You are a helpful phone agent.") + VOICE_RULES
+        # a call the bridge placed (issue 15): the runner's context has the prompt with the contact's
+        # {variables} filled in and a note that we called, and the personalised greeting
+        placed = call.context if getattr(call, "direction", "inbound") == "outbound" else {}
+        system = (placed.get("system_prompt") or (self.campaign.system_prompt if self.campaign
+                                                  else "You are a helpful phone agent.")) + VOICE_RULES
         self.history = [{"role": "system", "content": system}]
-        greeting = (self.campaign.greeting if self.campaign else "") or "Hello, how can I help you?"
+        greeting = placed.get("greeting") or (self.campaign.greeting if self.campaign else "") or \
+            "Hello, how can I help you?"
         self.machine = TurnMachine(eager_enabled=self.cfg.turn.eager_eot_threshold is not None)
         self.live = LiveConfig(self)
         asyncio.create_task(self.prewarm_llm(self.cfg.llm_provider, self.cfg.llm_model))
