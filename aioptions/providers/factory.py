@@ -57,9 +57,9 @@ def build_tts_for(provider: str, voice_id: str) -> TTS:
 
         return GoogleTTS(voice_id=voice_id, credentials_path=settings.GOOGLE_APPLICATION_CREDENTIALS,
                          insecure_endpoint=settings.GOOGLE_TTS_INSECURE_ENDPOINT, endpoint=settings.GOOGLE_TTS_ENDPOINT)
-    from .offline_tts import OfflineTTS
+    from .offline_piper import build_offline_tts
 
-    return OfflineTTS(catalog.OFFLINE_VOICE_ID)
+    return build_offline_tts(catalog.OFFLINE_VOICE_ID)  # Piper, else espeak-ng
 
 
 def build_tts(cfg: EffectiveConfig, provider: str | None = None, voice_id: str | None = None) -> TTS:

@@ -18,6 +18,7 @@ async def test_llm_reply_reaches_espeak_on_stdin(cloud, call_row, campaign, sett
     await cloud.start(flux={"utterances": [(1.0, 1.6, "read me a file")], "eot_delay_ms": 100},
                       llm={"reply": REPLY, "ttft_ms": 20})
     settings.CARTESIA_API_KEY = ""  # the offline voice (espeak-ng) speaks greeting and reply
+    settings.OFFLINE_TTS_ENGINE = "espeak"  # Piper (the default) is covered in tests/offline
     try:
         async with fake_espeak(tmp_path, monkeypatch) as calls:
             call = FakeCall(record_id=call_row.pk, campaign_id=campaign.pk)

@@ -26,6 +26,7 @@ def offline(settings, tmp_path):
     settings.CARTESIA_API_KEY = settings.GOOGLE_APPLICATION_CREDENTIALS = ""
     settings.GOOGLE_TTS_INSECURE_ENDPOINT = ""
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.OFFLINE_TTS_ENGINE = "espeak"  # these tests watch espeak-ng; Piper's stdin: tests/offline
 
 
 @pytest.fixture
