@@ -81,6 +81,9 @@ class VoicePipelineAgent:
             await self.goodbye("stt unavailable")
             await self._cleanup()
             return
+        use_context = getattr(self.stt.session, "use_context", None)
+        if use_context is not None:  # the offline recogniser: the campaign's words prompt Whisper
+            use_context(f"{system.removesuffix(VOICE_RULES)}\n{greeting}")
         self.history.append({"role": "assistant", "content": greeting})
         self.reply_task = asyncio.create_task(self._speak(greeting, render_clips=True))
         tasks = [asyncio.create_task(self._pump_audio()), asyncio.create_task(self.stt.run(self._handle, self.goodbye)),
