@@ -156,7 +156,7 @@ class OutboundCalls:
             if not found:
                 raise Refused(f"extension {plan.dest} is not registered to this bridge")
             uri, source = found[0]
-            return OutboundTarget(request_uri=uri, dest=source)  # to where it registered from (NAT-safe)
+            return OutboundTarget(request_uri=uri, dest=source, dialed=plan.dest)  # to where it registered from
         if plan.kind == "uri":
             try:
                 host, port = host_port_of(plan.request_uri)
@@ -165,7 +165,7 @@ class OutboundCalls:
             return OutboundTarget(request_uri=plan.request_uri, dest=(await resolve(host, port), port))
         t = plan.trunk
         return OutboundTarget(request_uri=plan.request_uri, dest=(await resolve(plan.host, plan.port), plan.port),
-                              from_user=t["from_user"], from_display=t["from_display"], pai=t["pai"],
+                              dialed=plan.dest, from_user=t["from_user"], from_display=t["from_display"], pai=t["pai"],
                               auth_user=t["username"], auth_password=t["password"])
 
     async def place(self, dest: str, campaign_id: int | None, *, contact_id: int | None = None,

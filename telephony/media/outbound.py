@@ -71,7 +71,7 @@ class OutboundMixin:
             return DialResult("failed", 503, "no free RTP port")
         session.send_enabled = False  # nothing leaves before the 200 OK
         call_id = f"{secrets.token_hex(12)}@talky"
-        dialed = user_of(target.request_uri) or target.request_uri[:64]
+        dialed = target.dialed or user_of(target.request_uri) or target.request_uri[:64]
         info = CallInfo(call_id, f"sip:{target.from_user}@{target.from_host or local_addr}", dialed, "PCMU",
                         (ip, 0), session.local_port, extra={"direction": "outbound", **target.extra})
         dlg = Dialog(invite=SipMessage(method="INVITE"), src=dest, to_tag=new_tag(), remote_tag="",

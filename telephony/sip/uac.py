@@ -33,6 +33,7 @@ class OutboundTarget:
     auth_user: str = ""
     auth_password: str = ""
     extra: dict = field(default_factory=dict)  # handed to the runner's hooks (campaign, contact, ...)
+    dialed: str = ""  # what the Call row shows as dialled (E.164, extension); empty: the URI's user part
 
 
 def outcome_for(status: int) -> str:
