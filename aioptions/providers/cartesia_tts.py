@@ -26,6 +26,7 @@ from websockets.exceptions import (
 )
 from websockets.protocol import State
 
+from . import netpool
 from .base import TTS, AudioFormat, TTSError, TTSUtterance
 
 log = logging.getLogger(__name__)
@@ -129,10 +130,15 @@ class CartesiaTTS(TTS):
                 self._conn = None
             if self._client is None:
                 # lower-case key: it replaces the SDK's own "cartesia-version" instead of adding a second one
+                # the process's pooled HTTP client: a client of its own would build a TLS context on
+                # the event loop for every call (issue 18)
                 self._client = AsyncCartesia(api_key=self._api_key, base_url=self.base_url,
                                              websocket_base_url=self.ws_url, max_retries=0,
-                                             default_headers={"cartesia-version": CARTESIA_VERSION})
-            manager = self._client.tts.websocket_connect()
+                                             default_headers={"cartesia-version": CARTESIA_VERSION},
+                                             http_client=netpool.http_client(PROVIDER, self.base_url))
+            # wss: the shared TLS context (websockets would build one per connection); ws: no TLS at all
+            options = {"ssl": netpool.ssl_context()} if netpool.is_secure(self.ws_url) else {}
+            manager = self._client.tts.websocket_connect(websocket_connection_options=options)
             try:
                 self._conn = await asyncio.wait_for(manager.enter(), self.connect_timeout_s)
             except InvalidStatus as exc:
@@ -195,7 +201,8 @@ class CartesiaTTS(TTS):
                 await _quiet_close(self._conn)
                 self._conn = None
             if self._client is not None:
-                await self._client.close()
+                if not netpool.is_pooled(getattr(self._client, "_client", None)):
+                    await self._client.close()  # the pooled HTTP client outlives the call
                 self._client = None
 
 

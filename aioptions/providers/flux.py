@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
+from . import netpool
 from .base import CLOSED, STT, AudioFormat, STTError, STTSession, TurnEvent, queued_events
 from .flux_wire import CLOSE_STREAM, configure_message, kind_for_status, listen_url, turn_event
 
@@ -111,8 +112,10 @@ class FluxSession(STTSession):
 
     async def _connect(self, replay_from: int) -> None:
         try:
+            url = self._url()
             self._ws = await connect(
-                self._url(),
+                url,
+                ssl=netpool.ssl_for(url),  # the process's one TLS context (wss only), not one per connect
                 additional_headers={"Authorization": f"Token {self.stt.api_key}"},
                 user_agent_header=USER_AGENT,
                 open_timeout=self.stt.connect_timeout,

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import re
 import time
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -38,6 +39,9 @@ _BATCH_ENCODING = {"mulaw": tts.AudioEncoding.MULAW, "alaw": tts.AudioEncoding.A
 _SENTENCE_END = re.compile(r"""(?:[.!?;:\u2026]+["')\]]*)(?=\s|$)|\n""")
 _MAX_PIECE = 400  # characters held before cutting at a space even without a sentence end
 _END = object()
+# per event loop: (insecure_endpoint, endpoint, credentials_path) -> client (see GoogleTTS.client)
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str, str], Any]] = (
+    weakref.WeakKeyDictionary())
 
 _ERROR_KINDS: tuple[tuple[type[Exception], str], ...] = (
     (gexc.Unauthenticated, "auth"), (gexc.PermissionDenied, "auth"), (gexc.ResourceExhausted, "rate_limit"),
@@ -108,10 +112,23 @@ class GoogleTTS(TTS):
         return f"GoogleTTS(voice_id={self.voice_id!r}, endpoint={self.insecure_endpoint or self.endpoint!r})"
 
     def client(self) -> tts.TextToSpeechAsyncClient:
-        """The async client for the running loop, built on first use (never at import time)."""
+        """The async client for the running loop, built on first use (never at import time) and shared
+        by every GoogleTTS of the loop with the same endpoint and credentials: a gRPC channel multiplexes
+        streams, and building one per call (credentials file, TLS) stalled the loop at call set-up."""
         loop = asyncio.get_running_loop()
         if self._client is not None and self._client_loop is loop:
             return self._client
+        key = (self.insecure_endpoint, self.endpoint, self.credentials_path)
+        shared = _SHARED.setdefault(loop, {})
+        if key in shared:
+            self._client, self._client_loop = shared[key], loop
+            return self._client
+        client = self._build_client()
+        shared[key] = client
+        self._client, self._client_loop = client, loop
+        return client
+
+    def _build_client(self) -> tts.TextToSpeechAsyncClient:
         if self.insecure_endpoint:
             # A plaintext channel (fakes, local proxies): no TLS and no credentials lookup at all.
             channel = grpc.aio.insecure_channel(self.insecure_endpoint)
@@ -130,7 +147,6 @@ class GoogleTTS(TTS):
                 raise TTSError(f"Google credentials unusable ({type(exc).__name__}); set "
                                "GOOGLE_APPLICATION_CREDENTIALS to a service-account JSON file",
                                kind="auth", provider=PROVIDER) from None
-        self._client, self._client_loop = client, loop
         return client
 
     def voice(self) -> tts.VoiceSelectionParams:
@@ -166,10 +182,19 @@ class GoogleTTS(TTS):
         return strip_riff(resp.audio_content)
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and self._client_loop is asyncio.get_running_loop():
-            await client.transport.close()
+        """Forget the client; the loop's shared channel stays open for other calls
+        (``aclose_shared_clients()`` closes it at shutdown)."""
+        self._client = None
         self._client_loop = None
+
+
+async def aclose_shared_clients() -> None:
+    """Close the running loop's shared Google channels (process shutdown)."""
+    for client in _SHARED.pop(asyncio.get_running_loop(), {}).values():
+        try:
+            await client.transport.close()
+        except Exception:  # noqa: BLE001 - shutting down
+            pass
 
 
 class GoogleUtterance(TTSUtterance):

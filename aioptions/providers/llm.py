@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
+from . import netpool
 from .base import LLM, LLMError, LLMResult, LLMStream, LLMUsage
 from .reasoning import ThinkFilter, groq_reasoning_args, openai_reasoning_args
 
@@ -152,6 +153,17 @@ class _Stream(LLMStream):
         await self._close_response()
 
 
+def _pooled_http(provider: str, base_url: str) -> httpx.AsyncClient | None:
+    """The process's shared HTTP client for this provider when built inside an event loop (a call);
+    outside one (a sync command) the SDK makes its own. Without the pool every per-call client built
+    its own TLS context on the event loop: ~17 ms of stall per call set-up (issue 18)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return netpool.http_client(provider, base_url)
+
+
 class OpenAICompatibleLLM(LLM):
     name = "openai"
     client = None
@@ -174,6 +186,9 @@ class OpenAICompatibleLLM(LLM):
             raise _map_error(exc, self.name) from exc
 
     async def aclose(self) -> None:
+        """Close a client of our own; a pooled HTTP client is shared by every call and stays open."""
+        if netpool.is_pooled(getattr(self.client, "_client", None)):
+            return
         try:
             await self.client.close()
         except Exception:  # noqa: BLE001
@@ -200,7 +215,8 @@ class GroqLLM(OpenAICompatibleLLM):
         if not api_key:
             raise LLMError("GROQ_API_KEY is not set", kind="auth", provider="groq")
         super().__init__(model=model)
-        self.client = AsyncGroq(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout)
+        self.client = AsyncGroq(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout,
+                                http_client=_pooled_http("groq", base_url))
 
     def request_args(self, temperature: float, max_tokens: int) -> dict:
         # reasoning models: least reasoning latency and no reasoning text (see reasoning.py)
@@ -225,7 +241,8 @@ class OpenAILLM(OpenAICompatibleLLM):
             raise LLMError("OPENAI_API_KEY is not set", kind="auth", provider="openai")
         super().__init__(model=model)
         self.client = AsyncOpenAI(
-            api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout
+            api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout,
+            http_client=_pooled_http("openai", base_url),
         )
 
     def request_args(self, temperature: float, max_tokens: int) -> dict:

@@ -25,6 +25,7 @@ from telephony.bridge.outbound import OutboundCalls
 from telephony.media.call import CallInfo, LiveCall
 from telephony.media.fleet import FleetGateway
 from telephony.media.gateway import GatewayHooks
+from telephony.metrics.runtime import ProcessRuntime
 from telephony.sip.policy import SipPolicy
 
 log = logging.getLogger("telephony.bridge")
@@ -67,6 +68,7 @@ class BridgeRunner:
         ValueError (the command turns it into a CommandError)."""
         self.publish_heartbeat = publish_heartbeat
         self._beat: asyncio.Task | None = None
+        self.runtime = ProcessRuntime()  # loop-lag monitor, provider warm-up and pools (issue 18)
         if agent not in AGENTS:
             raise ValueError(f"unknown agent {agent!r} (known: {', '.join(sorted(AGENTS))})")
         self.agent = agent
@@ -104,6 +106,7 @@ class BridgeRunner:
             if self.gateway.transport is not None:
                 await self.gateway.aclose()
             raise
+        await self.runtime.start(pipeline=self.agent == "pipeline")
         if self.agent == "pipeline" and not settings.DEEPGRAM_API_KEY:
             # no Flux key: calls use the offline recogniser; load Whisper now, not on the first call
             from aioptions.providers.offline_stt import warm_up
@@ -141,6 +144,7 @@ class BridgeRunner:
         await self.outbound.stop()
         await self.gateway.aclose()  # finalises every call of ours first ...
         await self.node.stop()  # ... so a stopped node never leaves an open row behind
+        await self.runtime.stop()
         if self.publish_heartbeat:
             await asyncio.to_thread(heartbeat_path().unlink, missing_ok=True)
 
@@ -191,4 +195,4 @@ class BridgeRunner:
                 "bind": f"{gw.host}:{gw.port}", "advertised": getattr(gw, "advertised", self.advertise),
                 "node": self.node.name, "node_id": self.node.id, "auth": self.accounts.mode,
                 "draining": gw.draining, "trusted_proxies": [str(p) for p in gw.proxies],
-                "calls": gw.active_calls, "agent": self.agent, **gw.stats}
+                "calls": gw.active_calls, "agent": self.agent, "loop_lag": self.runtime.stats(), **gw.stats}

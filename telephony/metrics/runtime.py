@@ -1,0 +1,117 @@
+"""What a bridge process does once at start so no call pays for it on the event loop (issue 18).
+
+- Provider warm-up: the SDK modules are imported and the one shared TLS context is built in a worker
+  thread (only when a keyed provider has an https/wss endpoint; plain http/ws fakes never build one),
+  so the first call does not stall every other call's media for an import or a CA-bundle parse.
+- The loop-lag monitor (max and p99 per minute), shown in the bridge status and in /metrics.
+- Shutdown closes the shared provider pools of the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import sys
+
+from django.conf import settings
+
+from aioptions.providers import netpool
+
+from .looplag import LoopLagMonitor
+
+log = logging.getLogger("telephony.bridge")
+
+
+def provider_endpoints() -> tuple[list[str], list[str]]:
+    """(endpoints, modules to import) of the cloud providers that have keys in this process."""
+    urls: list[str] = []
+    modules: list[str] = []
+    if settings.DEEPGRAM_API_KEY:
+        urls.append(settings.DEEPGRAM_URL)
+        modules += ["websockets.asyncio.client", "aioptions.providers.flux"]
+    if settings.GROQ_API_KEY:
+        urls.append(settings.GROQ_BASE_URL)
+        modules += ["groq", "aioptions.providers.llm"]
+    if settings.OPENAI_API_KEY:
+        urls.append(settings.OPENAI_BASE_URL)
+        modules += ["openai", "aioptions.providers.llm"]
+    if settings.CARTESIA_API_KEY:
+        urls += [settings.CARTESIA_BASE_URL, settings.CARTESIA_WS_URL]
+        modules += ["cartesia", "aioptions.providers.cartesia_tts"]
+    if settings.GOOGLE_APPLICATION_CREDENTIALS or settings.GOOGLE_TTS_INSECURE_ENDPOINT:
+        modules.append("aioptions.providers.google_tts")
+    return urls, list(dict.fromkeys(modules))
+
+
+# imported lazily by the SDKs on first use (first request, first attribute access): ~40 ms on the loop
+_LAZY = ("httpcore", "h11", "anyio._backends._asyncio", "groq.resources", "groq.resources.chat",
+         "openai.resources", "openai.resources.chat", "cartesia.resources", "cartesia.lib._tts")
+
+
+def _import_all(modules: list[str]) -> None:
+    for name in modules + [m for m in _LAZY if m.split(".")[0] in {x.split(".")[0] for x in modules}
+                           or m.split(".")[0] in ("httpcore", "h11", "anyio")]:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:  # a missing optional SDK shows up at the call, with its own error
+            log.warning("provider module %s not importable: %s", name, exc)
+    _rehearse_clients(modules)
+
+
+def _rehearse_clients(modules: list[str]) -> None:
+    """Build each SDK client once with a dummy key and no network (in the warm-up thread): their first
+    construction detects the platform and builds resource objects, ~35 ms that a call would otherwise
+    pay on the event loop. The throwaway HTTP client trusts nothing and is never used."""
+    import httpx
+
+    dummy = httpx.AsyncClient(verify=netpool.no_trust_context())
+    try:
+        if "groq" in modules:
+            from groq import AsyncGroq
+
+            c = AsyncGroq(api_key="warm-up", base_url="http://127.0.0.1:9", http_client=dummy)
+            _ = (c.chat.completions, c.models, c.platform_headers())
+        if "openai" in modules:
+            from openai import AsyncOpenAI
+
+            c = AsyncOpenAI(api_key="warm-up", base_url="http://127.0.0.1:9", http_client=dummy)
+            _ = (c.chat.completions, c.models, c.platform_headers())
+        if "cartesia" in modules:
+            from cartesia import AsyncCartesia
+
+            c = AsyncCartesia(api_key="warm-up", base_url="http://127.0.0.1:9", websocket_base_url="ws://127.0.0.1:9",
+                              http_client=dummy)
+            _ = (c.tts, c.tts.websocket_connect(), c.platform_headers())
+    except Exception as exc:  # noqa: BLE001 - only an optimisation
+        log.debug("SDK warm-up: %s", exc)
+
+
+async def warm_providers() -> None:
+    """Import the keyed providers' SDKs and build the shared TLS context, both off the loop."""
+    urls, modules = provider_endpoints()
+    await asyncio.to_thread(_import_all, modules)
+    await netpool.warm_up(urls)
+
+
+class ProcessRuntime:
+    """Started once per bridge process (BridgeRunner.start), stopped at its end."""
+
+    def __init__(self) -> None:
+        self.lag = LoopLagMonitor()
+
+    async def start(self, *, pipeline: bool) -> None:
+        self.lag.start()
+        if pipeline:
+            await warm_providers()
+
+    async def stop(self) -> None:
+        self.lag.stop()
+        await netpool.aclose_pools()
+        if "aioptions.providers.google_tts" in sys.modules:
+            from aioptions.providers.google_tts import aclose_shared_clients
+
+            await aclose_shared_clients()
+
+    def stats(self) -> dict:
+        return self.lag.stats()
