@@ -147,10 +147,8 @@ class SIPMediaGateway(OutboundMixin, CallFlow):
     # --- packets --------------------------------------------------------------------------
     def _on_datagram(self, data: bytes, src: tuple[str, int], local_ip: str | None) -> None:
         ip = src[0]
-        if ip not in self._peer_ips and ip not in self.trunk_ips and not self.pike.check(ip):
-            self.stats["flood_dropped"] += 1
-            if self.pike.newly_blocked:
-                log.warning("SIP source %s over its request budget: ignored for %.0f s", ip, self.policy.block_s)
+        peer = ip in self._peer_ips  # a party to an established call: budgeted after parsing, see below
+        if not peer and ip not in self.trunk_ips and not self._budget(ip):
             return
         if not data.strip():
             return  # keep-alive CRLFs
@@ -158,10 +156,14 @@ class SIPMediaGateway(OutboundMixin, CallFlow):
             msg = parse(data)
         except SipParseError as exc:
             self.stats["bad_messages"] += 1
+            if peer and not self._budget(ip):
+                return
             raw = replies.bad_request(data, str(exc))
             if raw is not None:
                 self._send(raw, src)
             return
+        if peer and not self._established(msg, ip) and not self._budget(ip):
+            return  # only the requests of its own calls are exempt, not new INVITEs or REGISTERs
         try:
             if msg.is_request:
                 self._on_request(msg, src, local_ip)
@@ -170,6 +172,19 @@ class SIPMediaGateway(OutboundMixin, CallFlow):
         except Exception:  # noqa: BLE001 - a bad message must not take the bridge down
             self.stats["bad_messages"] += 1
             log.exception("error handling SIP %s from %s", clip(msg.method or msg.status, 20), ip)
+
+    def _budget(self, ip: str) -> bool:
+        """Count one message against the source's pike budget; False = drop it silently."""
+        if self.pike.check(ip):
+            return True
+        self.stats["flood_dropped"] += 1
+        if self.pike.newly_blocked:
+            log.warning("SIP source %s over its request budget: ignored for %.0f s", ip, self.policy.block_s)
+        return False
+
+    def _established(self, msg: SipMessage, ip: str) -> bool:
+        dlg = self.dialogs.get(msg.call_id)
+        return dlg is not None and dlg.state == "confirmed" and dlg.src[0] == ip
 
     def _send(self, raw: bytes, addr: tuple[str, int]) -> bytes:
         self.transport.sendto(raw, addr)

@@ -400,3 +400,17 @@ async def test_sdp_version_goes_up_only_when_our_sdp_changes(wire):
                           body=sdp(direction=direction)), PHONE)
         versions.append(version(next(m for m, _ in wire.take() if m.status == 200)))
     assert versions == [1, 2, 2, 3]
+
+
+async def test_a_caller_in_a_call_is_exempt_only_for_that_calls_requests():
+    gw, clock = make_gateway(policy=SipPolicy(request_rate=10, request_burst=20, block_s=60))
+    wire = Wire(gw, clock)
+    ok = await wire.call("mine")
+    wire.take()
+    for i in range(30):  # in-dialog requests of its own call: never budgeted
+        wire.feed(request("INFO", "mine", branch=f"z9hG4bKin{i}", cseq=10 + i, to_tag=ok.to_tag), PHONE)
+    assert wire.statuses() == [200] * 30
+    for i in range(40):  # anything else from the same address is
+        wire.feed(request("OPTIONS", f"o{i}", branch=f"z9hG4bKop{i}"), PHONE)
+    assert len(wire.take()) < 40 and gw.stats["flood_dropped"] > 0
+    await gw.aclose()
