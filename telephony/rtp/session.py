@@ -48,7 +48,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self.recorder = recorder
         self.on_audio: Callable[[bytes], None] | None = None
         self.silence = bytes([SILENCE_BYTE[codec]]) * FRAME
-        self.jitter = JitterBuffer()
+        self.jitter = JitterBuffer(codec=codec)  # adaptive: 20-40 ms on a clean network (issue 18)
         self.transport: asyncio.DatagramTransport | None = None
         self.local_port = 0
         self._out = bytearray()
@@ -142,7 +142,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self.last_rx_at = now
         self.packets_in += 1
         if pkt.pt == self.pt:
-            self.jitter.put(pkt.seq, pkt.payload)
+            self.jitter.put(pkt.seq, pkt.payload, now, pkt.ts)
             transit = now * 8000.0 - pkt.ts
             if self._transit is not None:
                 d = abs(transit - self._transit)
@@ -243,6 +243,7 @@ class RtpSession(asyncio.DatagramProtocol):
         return {
             "packets_in": self.packets_in, "packets_out": self.packets_out, "lost": self.jitter.lost,
             "late": self.jitter.late, "duplicate": self.jitter.duplicate,
+            "jitter_buffer": self.jitter.stats(),
             "jitter_ms": round(self._jitter / 8.0, 2), "ignored_sources": self.ignored,
             "malformed": self.malformed, "remote": list(self.remote) if self.remote else None,
         }
