@@ -83,14 +83,18 @@ ANSWER_BYE = """  <recv request="BYE" timeout="120000"/>
 
 def caller_scenario(*, auth: bool, hangup: str = "caller") -> str:
     """A UAC that works through a proxy (built-in uac sends ACK/BYE without Route): optional
-    407 + digest, then ACK/BYE along the Record-Route. ``hangup="bridge"``: wait for the far end's BYE."""
+    407 + digest, then ACK/BYE along the Record-Route. ``hangup="bridge"``: wait for the far end's BYE.
+
+    The bridges ring 50 ms (--ring-ms 50): Kamailio's UDP workers relay a 180 and a 200 sent back to
+    back in either order, and sipp cannot take a 180 after the 200 (an optional="global" 180 rewinds
+    its scenario to before the 200 and the call then times out)."""
     cseq = 2 if auth else 1
     parts = [SCENARIO_HEAD.format(name="fleet caller")]
     if auth:
         parts += [INVITE.format(cseq=1, auth=""), '  <recv response="100" optional="true"/>\n',
                   '  <recv response="407" auth="true"/>\n', ACK_407]
     parts += [INVITE.format(cseq=cseq, auth="[authentication]\n      " if auth else ""),
-              '  <recv response="100" optional="true"/>\n', '  <recv response="180" optional="global"/>\n',
+              '  <recv response="100" optional="true"/>\n', '  <recv response="180" optional="true"/>\n',
               '  <recv response="200" rtd="true" rrs="true"/>\n',
               IN_DIALOG.format(method="ACK", cseq=cseq, retrans="")]
     if hangup == "bridge":
@@ -128,18 +132,19 @@ def sipp(tmp: Path, name: str, scenario: str, *, ip: str, port: int, extra: str,
     return f"{cmd}; echo $? > {q(str(tmp / name))}.rc\n"
 
 
-def fleet_script(tmp: Path, body: str, *, drain_timeout: float = 30, kam_extra: str = "") -> str:
+def fleet_script(tmp: Path, body: str, *, drain_timeout: float = 30, kam_extra: str = "",
+                 kam_cfg: Path | None = None) -> str:
     """Bring the fleet up, run ``body``, tear everything down (also on failure)."""
     q = shlex.quote
     t = q(str(tmp))
-    kam_cfg = q(str(ROOT / "deploy" / "kamailio" / "kamailio.cfg"))
+    kam_cfg = q(str(kam_cfg or ROOT / "deploy" / "kamailio" / "kamailio.cfg"))
     db = "postgres://postgres:x@127.0.0.1:5432/talky"
     bridges = ""
     for name, ip, rtp in (("A", "127.0.0.11", "20000-20998"), ("B", "127.0.0.12", "22000-22998")):
         log = q(str(tmp / f"bridge{name}.log"))
         bridges += f"""
 {q(PY)} manage.py run_sip_bridge --agent echo --host {ip} --port 5080 --rtp-ports {rtp} \\
-    --trusted-proxy 127.0.0.1 --drain-timeout {drain_timeout} --max-calls 50 > {log} 2>&1 &
+    --trusted-proxy 127.0.0.1 --drain-timeout {drain_timeout} --max-calls 50 --ring-ms 50 > {log} 2>&1 &
 BRIDGE_{name}=$!
 """
     return f"""
@@ -149,7 +154,13 @@ KAM=""; BRIDGE_A=""; BRIDGE_B=""; PGD=/nonexistent
 cleanup() {{
   for p in $BRIDGE_A $BRIDGE_B; do kill -TERM $p 2>/dev/null; done
   for i in $(seq 1 100); do kill -0 $BRIDGE_A 2>/dev/null || kill -0 $BRIDGE_B 2>/dev/null || break; sleep 0.1; done
-  for p in $BRIDGE_A $BRIDGE_B $KAM; do kill -KILL $p 2>/dev/null; done
+  for p in $BRIDGE_A $BRIDGE_B; do kill -KILL $p 2>/dev/null; done
+  # Kamailio's main process stops its children on SIGTERM; a SIGKILL would orphan them
+  if [ -n "$KAM" ]; then
+    KIDS=$(pgrep -P $KAM); kill -TERM $KAM 2>/dev/null
+    for i in $(seq 1 50); do kill -0 $KAM 2>/dev/null || break; sleep 0.1; done
+    kill -KILL $KAM $KIDS 2>/dev/null
+  fi
   wait 2>/dev/null
   runuser -u postgres -- $PG/pg_ctl -D $PGD/pg -m immediate -t 30 stop >/dev/null 2>&1
   cp $PGD/pgl/pg.log $T/pg.log 2>/dev/null; rm -rf "$PGD"
@@ -176,7 +187,7 @@ KAM=$!
 K="kamcmd -s unix:$T/run/kamailio_ctl"
 {bridges}
 ap() {{ $K dispatcher.list 2>/dev/null | grep -c "FLAGS: AP"; }}
-for i in $(seq 1 300); do [ "$(ap)" = 2 ] && break; sleep 0.1; done
+for i in $(seq 1 600); do [ "$(ap)" = 2 ] && break; sleep 0.1; done
 [ "$(ap)" = 2 ] || {{ echo "fleet not up: $($K dispatcher.list 2>&1)"; exit 18; }}
 now() {{ date +%s.%N; }}
 echo "fleet up at $(now)"

@@ -22,6 +22,9 @@ def parse_range(value: str) -> tuple[int, int]:
     return lo, hi
 
 
+DEFAULT_FLEET_DRAIN_S = 30.0
+
+
 class Command(BaseCommand):
     help = "Run the SIP bridge (UDP). Binds 127.0.0.1 unless --host says otherwise."
 
@@ -44,9 +47,11 @@ class Command(BaseCommand):
         parser.add_argument("--trusted-proxy", metavar="ADDR[,ADDR]", default="",
                             help="fleet mode: take SIP only from these proxies (Kamailio), which authenticate "
                                  "callers; other sources are dropped. RTP still flows to phones directly")
-        parser.add_argument("--drain-timeout", metavar="SECONDS", type=float, default=30.0,
+        parser.add_argument("--drain-timeout", metavar="SECONDS", type=float, default=None,
                             help="on SIGTERM (or a drain request) refuse new calls with 503 and let live "
-                                 "calls run this long before ending them with BYE")
+                                 "calls run this long before ending them with BYE. Default: 30 with "
+                                 "--trusted-proxy (other bridges take the new calls), else 0 (BYE at once, "
+                                 "as a lone bridge always did)")
 
     def handle(self, *args, **opts):
         from telephony.bridge.config import build_policy, parse_advertise, parse_proxies
@@ -68,6 +73,8 @@ class Command(BaseCommand):
                               rtp_timeout_s=opts["rtp_timeout"], publish_heartbeat=True,
                               advertise=advertise or "", policy=policy, proxies=proxies)
         self.drain_timeout = opts["drain_timeout"]
+        if self.drain_timeout is None:
+            self.drain_timeout = DEFAULT_FLEET_DRAIN_S if proxies else 0.0
         if not 0 <= self.drain_timeout <= 86400:
             raise CommandError("--drain-timeout must be between 0 and 86400 seconds")
         try:
