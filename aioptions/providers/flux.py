@@ -3,6 +3,8 @@
 Why it is built this way:
 - ``send()`` only appends to a buffer and returns; a sender task ships ~80 ms binary frames
   (Deepgram's recommendation) so neither the RTP path nor the event receiver ever waits on the network.
+  At the end of speech (a silent 20 ms G.711 frame within ``flush_tail_s`` of the last loud one) what
+  is pending ships at once, so framing adds nothing to the end of a turn (issue 18).
 - One call = one audio clock: the position of a byte is its offset in everything passed to ``send()``.
   Flux's ``audio_window_*`` and word times count from 0 on each connection, so every connection
   remembers where its first byte sits on the call clock and events are shifted by that.
@@ -29,6 +31,8 @@ from collections.abc import AsyncIterator
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from telephony.codecs.g711 import LOUD
 
 from . import netpool
 from .base import CLOSED, STT, AudioFormat, STTError, STTSession, TurnEvent, queued_events
@@ -85,6 +89,12 @@ class FluxSession(STTSession):
         self.configures_acked = 0
         self.errors = 0  # Flux Error messages received
         self._faults: list[str] = []  # what went wrong and how it was handled, for the Turn row
+        # end-of-speech fast path (G.711 only): a loud-sample table, where speech was last heard, and
+        # how long after it silent frames are shipped at once (the window Flux decides the turn in)
+        self._vad = LOUD.get({"mulaw": "PCMU", "alaw": "PCMA"}.get(fmt.encoding, ""))
+        self._speech_at = -1
+        self._tail_bytes = int(stt.flush_tail_s * self.bps)
+        self._flush = False
 
     @property
     def audio_seconds(self) -> float:  # type: ignore[override]
@@ -217,13 +227,18 @@ class FluxSession(STTSession):
             await ws.send(replay[i : i + n])
             self.wire_bytes += len(replay[i : i + n])
         while True:
-            if len(self._pending) < n and not self._closing:
+            if len(self._pending) < n and not self._closing and not self._flush:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if not self._pending:  # closing and everything shipped
-                await ws.send(CLOSE_STREAM)
-                return
+            if not self._pending:
+                if self._closing:  # closing and everything shipped
+                    await ws.send(CLOSE_STREAM)
+                    return
+                self._flush = False
+                continue
+            if len(self._pending) <= n:
+                self._flush = False
             chunk = bytes(self._pending[:n])
             await ws.send(chunk)
             del self._pending[: len(chunk)]  # dropped only once handed to the socket
@@ -289,7 +304,15 @@ class FluxSession(STTSession):
             self._pending_pos += over
             self.dropped_bytes += over
             self._history.clear()  # no longer contiguous with what is pending: nothing to replay
-        if len(self._pending) >= self.chunk_bytes:
+        if self._vad is not None:
+            # end-of-speech fast path: speech was heard recently and this frame is silent, so Flux
+            # gets what is pending now instead of waiting up to 60 ms for an 80 ms chunk to fill
+            # (its end-of-turn clock runs on audio it has received)
+            if 1 in audio.translate(self._vad):
+                self._speech_at = self.accepted_bytes
+            elif self._speech_at >= 0 and self.accepted_bytes - self._speech_at <= self._tail_bytes:
+                self._flush = True
+        if len(self._pending) >= self.chunk_bytes or (self._flush and self._pending):
             self._wake.set()
 
     def events(self) -> AsyncIterator[TurnEvent]:
@@ -362,6 +385,7 @@ class FluxSTT(STT):
         connect_timeout: float = 10.0,
         replay_s: float = 2.0,
         max_backlog_s: float = 30.0,
+        flush_tail_s: float = 2.0,
     ) -> None:
         if not api_key:
             raise STTError("DEEPGRAM_API_KEY is not set", kind="auth", provider="deepgram")
@@ -373,6 +397,7 @@ class FluxSTT(STT):
         self.connect_timeout = connect_timeout
         self.replay_s = replay_s
         self.max_backlog_s = max_backlog_s
+        self.flush_tail_s = flush_tail_s
 
     def __repr__(self) -> str:  # never the key
         return f"FluxSTT(url={self.url!r}, model={self.model!r})"

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 
-from telephony.codecs.g711 import ALAW_DECODE, ULAW_DECODE
+from telephony.codecs.g711 import LOUD
 
 FRAME_S = 0.020
 _BUCKETS_PER_S = 200  # 5 ms histogram buckets
@@ -38,14 +38,6 @@ _BUCKETS = 64  # up to 320 ms; anything later lands in the last one
 _GROW = 1.0 / 0.995  # forgetting: the last ~4 s of packets weigh most
 _QUANTILE = 0.95  # the target covers 95 % of recent packets' jitter; the rest is concealed
 _SPIKE_S = 0.100  # a burst of packets this late is one stall, filed once
-_QUIET = 600  # |sample| at or below this (about -35 dBFS) counts as silence for draining
-
-
-def _loud_table(decode) -> bytes:
-    return bytes(1 if abs(int(decode[b])) > _QUIET else 0 for b in range(256))
-
-
-LOUD = {"PCMU": _loud_table(ULAW_DECODE), "PCMA": _loud_table(ALAW_DECODE)}
 
 
 def seq_diff(a: int, b: int) -> int:

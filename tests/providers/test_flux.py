@@ -286,3 +286,28 @@ async def test_backlog_is_capped_while_disconnected_and_the_clock_still_counts()
     await feed(s, 3.0)
     assert len(s._pending) == 8000 and s.dropped_bytes == 16000 and s._pending_pos == 16000
     assert s.audio_seconds == pytest.approx(3.0)
+
+
+async def test_end_of_speech_ships_the_partial_frame_at_once():
+    """Issue 18: speech in 80 ms chunks, but the first silent 20 ms frame after speech ships what is
+    pending at once, so Flux's end-of-turn clock is not held back by framing; pure silence and
+    speech in progress still wait for whole 80 ms chunks."""
+    loud, quiet = b"\x10" * FRAME, b"\xff" * FRAME
+
+    async def settle():  # let the sender task run (no waiting on the clock)
+        for _ in range(20):
+            await asyncio.sleep(0)
+
+    async with FakeFluxServer() as srv:
+        s = await FluxSTT(api_key="k", url=srv.url).open(MULAW_8K)
+        await feed(s, audio=quiet * 11)
+        await settle()
+        assert (s.sent_bytes, len(s._pending)) == (2 * 640, 3 * FRAME)  # silence: 80 ms chunks
+        await feed(s, audio=loud * 2)
+        await settle()
+        assert (s.sent_bytes, len(s._pending)) == (3 * 640, FRAME)  # speech: 80 ms chunks, 20 ms waits
+        await feed(s, audio=quiet)  # speech ended: the 40 ms pending go now, not 40 ms later
+        await settle()
+        assert (s.sent_bytes, len(s._pending)) == (14 * FRAME, 0)
+        await s.close()
+    assert srv.connections[0].frames == [640, 640, 640, 320]
