@@ -5,10 +5,11 @@ Turn-taking (see offline_turn.py for why three signals):
 - a pre-roll of the last 0.4 s of audio is kept while nobody speaks, so a turn starts with the
   audio *before* the VAD was sure ("What" of "What are your hours?" is never cut);
 - StartOfTurn fires after 64 ms of speech (prompt enough for barge-in);
-- after ``pause_s`` (250 ms) of silence Whisper transcribes the turn and Smart Turn scores it; if the
+- after ``pause_s`` (200 ms) of silence Whisper transcribes the turn and Smart Turn scores it; if the
   sentence is complete, EndOfTurn (trigger "eot") goes out at once; if not, the agent waits up to
   ``silence_s`` of silence (trigger "timeout"); speech resuming meanwhile discards the check.
-Whisper is prompted with the campaign's vocabulary (``keyterms``/``use_context``). It is not a
+The campaign's vocabulary is ready as Whisper's prompt (``keyterms``/``use_context``), off by default
+because it measured worse (see DECODE). Whisper is not a
 streaming recogniser and costs ~0.1-0.3x the speech's duration in CPU: a few offline calls at once,
 not 100. A turn that transcribes to nothing (noise, a cough) emits no EndOfTurn.
 """
@@ -37,8 +38,12 @@ log = logging.getLogger(__name__)
 _model = None
 _model_lock = threading.Lock()
 PAD_S = 0.2  # silence around the turn for Whisper: it mishears words that touch the clip's edges
-# Decoding settings, chosen by `python -m telephony.bench.offline` (WER on the phone-band set).
+# Decoding settings, chosen by `python -m telephony.bench.offline` (WER on the phone-band set):
+# beam 1 is as accurate as beam 5 here at a fraction of the CPU, and prompting tiny.en with the
+# campaign's vocabulary made it *worse* (Piper speech 1 % -> 17 % WER: it starts echoing the list),
+# so the prompt is kept (use_context) but only passed when OFFLINE_WHISPER_PROMPT=1.
 DECODE = {"beam_size": 1}
+USE_PROMPT = os.environ.get("OFFLINE_WHISPER_PROMPT", "") == "1"
 
 
 def model_dir() -> Path:
@@ -89,7 +94,7 @@ class OfflineSTTSession(STTSession):
     PREROLL_S = 0.4
     SPEECH_P, SILENCE_P = 0.5, 0.35  # hysteresis on the VAD probability
 
-    def __init__(self, fmt: AudioFormat, silence_s: float = 0.8, pause_s: float = 0.25,
+    def __init__(self, fmt: AudioFormat, silence_s: float = 0.8, pause_s: float = 0.2,
                  prompt: str | None = None) -> None:
         if fmt.encoding not in ("mulaw", "alaw", "linear16"):
             raise STTError(f"unsupported encoding {fmt.encoding}", kind="bad_request", provider="offline")
@@ -119,6 +124,9 @@ class OfflineSTTSession(STTSession):
     @property
     def audio_seconds(self) -> float:  # type: ignore[override]
         return self._samples / 8000.0
+
+    def _prompt(self) -> str | None:
+        return self.prompt if USE_PROMPT else None
 
     def use_context(self, text: str) -> None:
         """The campaign's own text (prompt, greeting): its vocabulary becomes Whisper's prompt."""
@@ -189,8 +197,10 @@ class OfflineSTTSession(STTSession):
         """At a short pause: transcribe and score the turn so far; end it if it is complete."""
         try:
             pcm16 = self._audio16k()
-            text, words = await asyncio.to_thread(transcribe, pcm16, self._turn_start, self.prompt)
-            smart = await asyncio.to_thread(offline_turn.smart_turn_probability, pcm16)
+            # both at once: Smart Turn (~0.1 s, one thread) hides behind Whisper (two threads)
+            (text, words), smart = await asyncio.gather(
+                asyncio.to_thread(transcribe, pcm16, self._turn_start, self._prompt()),
+                asyncio.to_thread(offline_turn.smart_turn_probability, pcm16))
         except Exception as exc:  # noqa: BLE001
             log.exception("offline recogniser failed")
             self._emit(STTError(f"offline recogniser failed: {exc}", kind="server", provider="offline"))
@@ -215,7 +225,7 @@ class OfflineSTTSession(STTSession):
 
         async def run() -> None:
             try:
-                text, words = await asyncio.to_thread(transcribe, pcm16, start, self.prompt)
+                text, words = await asyncio.to_thread(transcribe, pcm16, start, self._prompt())
             except Exception as exc:  # noqa: BLE001
                 log.exception("offline transcription failed")
                 self._emit(STTError(f"offline recogniser failed: {exc}", kind="server", provider="offline"))
