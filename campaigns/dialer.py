@@ -101,8 +101,10 @@ def claim_due(campaign_id: int, *, limit: int, node: str, now: dt.datetime) -> l
               .exclude(phone__in=busy_phones).order_by("next_attempt_at", "id"))
         if connection.features.has_select_for_update_skip_locked:
             qs = qs.select_for_update(skip_locked=True, of=("self",))
-        for c in qs[:CANDIDATES]:
-            if DoNotCall.objects.filter(phone=c.phone).exists():
+        candidates = list(qs[:CANDIDATES])
+        dnc = set(DoNotCall.objects.filter(phone__in=[c.phone for c in candidates]).values_list("phone", flat=True))
+        for c in candidates:
+            if c.phone in dnc:
                 Contact.objects.filter(pk=c.pk).update(state=Contact.State.DNC)
                 continue
             if not in_window(s, c.timezone, now):
