@@ -17,7 +17,7 @@ from telephony.bridge import fleetdb
 from telephony.bridge.node import BridgeNodeLease
 from telephony.media.fleet import FleetGateway
 from telephony.media.gateway import GatewayHooks
-from telephony.models import BridgeNode
+from telephony.models import BridgeNode, SipAccount
 from tests.sip.test_gateway import SDP, Peer, request
 
 RR = "<sip:127.0.0.1;lr;ftag=ft>"
@@ -135,7 +135,7 @@ def test_status_lists_every_node_and_drain_is_staff_only(client, django_user_mod
     assert nodes["n0"]["state"] == "dead" and nodes["n0"]["last_heartbeat"]
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_kamailio_db_is_postgresql_only_and_prints_its_sql():
     out = io.StringIO()
     call_command("kamailio_db", "--print", "--grant", "kamailio", stdout=out)
@@ -147,3 +147,26 @@ def test_kamailio_db_is_postgresql_only_and_prints_its_sql():
     if connection.vendor != "postgresql":
         with pytest.raises(CommandError, match="needs PostgreSQL"):
             call_command("kamailio_db")
+        return
+    # PostgreSQL (.ci/run's second pass): the views Kamailio reads, over live rows
+    call_command("kamailio_db", stdout=io.StringIO())
+    call_command("kamailio_db", stdout=io.StringIO())  # idempotent
+    now = timezone.now()
+    live = BridgeNode.objects.create(name="a", host="127.0.0.11", sip_port=5080, pid=1, heartbeat_at=now,
+                                     max_calls=50, draining=True)
+    BridgeNode.objects.create(name="b", host="0.0.0.0", advertised="192.0.2.7", sip_port=5090, pid=2,
+                              heartbeat_at=now)
+    BridgeNode.objects.create(name="dead", host="127.0.0.13", sip_port=5080, pid=3,
+                              heartbeat_at=now - timezone.timedelta(minutes=1))
+    SipAccount.objects.create(username="on", realm="talky", ha1="a" * 32)
+    SipAccount.objects.create(username="off", realm="talky", ha1="b" * 32, active=False)
+    with connection.cursor() as cur:
+        cur.execute("SELECT destination, flags, attrs FROM kam_dispatcher ORDER BY id")
+        rows = cur.fetchall()
+        cur.execute("SELECT username, realm, ha1 FROM kam_subscriber")
+        subscribers = cur.fetchall()
+        cur.execute("SELECT table_version FROM version WHERE table_name = 'kam_dispatcher'")
+        version = cur.fetchone()
+    assert rows[0] == ("sip:127.0.0.11:5080", 9, f"duid={live.pk};maxload=50;weight=50")  # draining: inactive
+    assert rows[1][:2] == ("sip:192.0.2.7:5090", 8) and len(rows) == 2  # wildcard -> advertised; dead left out
+    assert subscribers == [("on", "talky", "a" * 32)] and version == (4,)
