@@ -200,3 +200,25 @@ wait $BRIDGE_B; echo $? > $T/bridgeB.rc; BRIDGE_B=""
     # the call that outlived the drain was ended by the bridge with a BYE the caller answered
     assert read(t, "stay.rc").strip() == "0", stat(t, "stay") + read(t, "stay.err")[-1500:] + read(t, "stay.out")[-800:]
     assert sum(v for k, v in summary["reasons"].items() if k.endswith(" shutdown")) == 1, summary["reasons"]
+
+
+def test_a_drain_request_through_the_node_row_makes_a_real_bridge_exit(tmp_path):
+    """POST /api/v1/sip/nodes/{id}/drain writes the row; the bridge sees it at its next heartbeat,
+    drains (no calls: at once) and exits 0. The single-process default: SQLite, no proxy."""
+    from tests.sip.peers import bridge_env, bridge_script, prepare_db, require, run_in_netns
+
+    require("unshare")
+    env = bridge_env(tmp_path)
+    prepare_db(env)
+    drain = shell("from telephony.bridge import fleetdb; from telephony.models import BridgeNode\n"
+                  "n = BridgeNode.objects.filter(stopped_at__isnull=True).get()\n"
+                  "print(fleetdb.request_drain(n.pk).pk)", "drain.out")
+    script = (f"T={tmp_path}\n" + bridge_script(tmp_path, agent="echo") + drain + """
+for i in $(seq 1 100); do kill -0 $BRIDGE 2>/dev/null || break; sleep 0.1; done
+kill -0 $BRIDGE 2>/dev/null && { echo still-running; kill -KILL $BRIDGE; }
+wait $BRIDGE; echo "rc=$?"
+""")
+    out = run_in_netns(script, env, timeout=90)
+    log = (tmp_path / "bridge.log").read_text()
+    assert "rc=0" in out.stdout and "still-running" not in out.stdout, out.stdout + out.stderr + log[-1500:]
+    assert "drain requested" in log and "drain done" in log and "SIP bridge stopped" in log, log[-1500:]
