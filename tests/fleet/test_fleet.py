@@ -170,7 +170,7 @@ def test_a_draining_bridge_takes_no_new_call_and_loses_none(tmp_path):
             + wait_both_busy(5)
             + "now > $T/drain_at; kill -TERM $BRIDGE_A\n"
             + sipp(t, "after", "caller_auth.xml", ip="127.0.0.21", port=5070,
-                   extra="-m 20 -r 4 -l 10 -d 500 -trace_msg")
+                   extra="-m 20 -r 4 -l 10 -d 500")
             + """
 wait $LONG_PID; echo $? > $T/long.rc
 for i in $(seq 1 300); do kill -0 $BRIDGE_A 2>/dev/null || break; sleep 0.1; done
