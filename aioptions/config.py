@@ -16,6 +16,12 @@ class TurnSettings:
     eot_threshold: float = 0.7
     eager_eot_threshold: float | None = None
     eot_timeout_ms: int = 5000
+    # Pipeline behaviour (not sent to the recogniser): barge-in, call length, no-dead-air timing
+    barge_in: bool = True
+    barge_in_min_ms: int = 0  # caller speech needed before the agent stops; 0 = at StartOfTurn
+    max_call_s: int = 1800
+    filler_ms: int = 1000  # from the end of the caller's speech
+    apology_ms: int = 3000
 
 
 @dataclass(frozen=True)

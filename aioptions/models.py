@@ -29,6 +29,20 @@ class AIConfig(models.Model):
     eot_timeout_ms = models.PositiveIntegerField(
         default=5000, validators=[MinValueValidator(500), MaxValueValidator(60000)]
     )
+    # Turn behaviour beyond Flux's own end-of-turn settings (issue 20): applied by the voice pipeline
+    barge_in = models.BooleanField(default=True, help_text="The caller may interrupt the agent")
+    barge_in_min_ms = models.PositiveIntegerField(
+        default=0, validators=[MaxValueValidator(2000)],
+        help_text="Caller speech needed before the agent stops (0 = at once; higher = less sensitive)")
+    max_call_s = models.PositiveIntegerField(
+        default=1800, validators=[MinValueValidator(30), MaxValueValidator(14400)],
+        help_text="The agent says goodbye and hangs up after this long")
+    filler_ms = models.PositiveIntegerField(
+        default=1000, validators=[MinValueValidator(300), MaxValueValidator(5000)],
+        help_text="No reply audio this long after the caller stopped: a short filler plays")
+    apology_ms = models.PositiveIntegerField(
+        default=3000, validators=[MinValueValidator(1000), MaxValueValidator(15000)],
+        help_text="LLM still silent this long after the caller stopped: apologise and try the next model")
     version = models.PositiveIntegerField(default=0, help_text="Bumped on every change")
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(

@@ -7,6 +7,9 @@ from .config import EffectiveConfig, TurnSettings
 from .keys import has_key
 from .models import AIConfig
 
+# Turn settings the pipeline applies itself (the recogniser's are eot/eager/timeout)
+PIPELINE_TURN_FIELDS = ("barge_in", "barge_in_min_ms", "max_call_s", "filler_ms", "apology_ms")
+
 
 def get_ai_config() -> AIConfig:
     """The singleton row, created with catalog defaults on first read."""
@@ -30,6 +33,7 @@ def config_dict(cfg: AIConfig | None = None) -> dict:
             "eot_threshold": cfg.eot_threshold,
             "eager_eot_threshold": cfg.eager_eot_threshold,
             "eot_timeout_ms": cfg.eot_timeout_ms,
+            **{k: getattr(cfg, k) for k in PIPELINE_TURN_FIELDS},
         },
         "updated_at": cfg.updated_at.isoformat() if cfg.updated_at else None,
         "effective": resolve_config(cfg=cfg).as_dict(),
@@ -69,7 +73,8 @@ def resolve_config(*, cfg: AIConfig | None = None, voice: tuple[str, str] | None
         llm_provider=llm_provider, llm_model=llm_model,
         tts_provider=tts_provider, voice_id=voice_id, tts_model=tts_model,
         stt_provider=stt_provider, stt_model=stt_model,
-        turn=TurnSettings(cfg.eot_threshold, cfg.eager_eot_threshold, cfg.eot_timeout_ms),
+        turn=TurnSettings(cfg.eot_threshold, cfg.eager_eot_threshold, cfg.eot_timeout_ms,
+                          **{k: getattr(cfg, k) for k in PIPELINE_TURN_FIELDS}),
         fallbacks=tuple(fallbacks), version=cfg.version,
     )
 

@@ -77,12 +77,28 @@ def _tts_fields(tts: Any, prefix: str) -> dict[str, Any]:
     return {"tts_provider": provider, "tts_voice_id": voice_id}
 
 
-TURN_FIELDS = frozenset({"eot_threshold", "eager_eot_threshold", "eot_timeout_ms"})
+FLUX_TURN_FIELDS = frozenset({"eot_threshold", "eager_eot_threshold", "eot_timeout_ms"})
+# (lo, hi) of the whole-number pipeline settings, in their unit (ms or s)
+PIPELINE_TURN_RANGES = {"barge_in_min_ms": (0, 2000), "max_call_s": (30, 14400), "filler_ms": (300, 5000),
+                        "apology_ms": (1000, 15000)}
+TURN_FIELDS = FLUX_TURN_FIELDS | {"barge_in"} | frozenset(PIPELINE_TURN_RANGES)
+
+
+def _flag(value: Any, field: str) -> bool:
+    """A boolean from JSON (true/false) or a form ("on", "true", "1", "off", "false", "0")."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("on", "true", "1", "yes"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("off", "false", "0", "no", ""):
+        return False
+    raise ValidationError(f"{field} must be true or false", field=field)
 
 
 def _turn_fields(turn: Any, prefix: str, cfg: AIConfig | None) -> dict[str, Any]:
-    """Flux turn settings. ``eager_eot_threshold`` None/""/"off" turns eager end-of-turn off.
-    Omitted fields keep their value; Flux needs eager <= eot, checked against the locked row."""
+    """Turn settings: Flux's (``eager_eot_threshold`` None/""/"off" turns eager end-of-turn off)
+    and the pipeline's (barge-in, call length, filler/apology timing). Omitted fields keep their
+    value; the cross-field rules (eager <= eot, filler < apology) are checked against the locked row."""
     turn = inputs.obj(turn, prefix.rstrip(".") or "turn")
     inputs.only_keys(turn, TURN_FIELDS, prefix.rstrip("."))
     fields: dict[str, Any] = {}
@@ -95,8 +111,13 @@ def _turn_fields(turn: Any, prefix: str, cfg: AIConfig | None) -> dict[str, Any]
     if "eot_timeout_ms" in turn:
         fields["eot_timeout_ms"] = inputs.number(turn["eot_timeout_ms"], f"{prefix}eot_timeout_ms", 500, 60000,
                                                  integer=True)
+    if "barge_in" in turn:
+        fields["barge_in"] = _flag(turn["barge_in"], f"{prefix}barge_in")
+    for name, (lo, hi) in PIPELINE_TURN_RANGES.items():
+        if name in turn:
+            fields[name] = inputs.number(turn[name], f"{prefix}{name}", lo, hi, integer=True)
     if not fields:
-        raise ValidationError("give at least one of eot_threshold, eager_eot_threshold, eot_timeout_ms",
+        raise ValidationError(f"give at least one of {', '.join(sorted(TURN_FIELDS))}",
                               field=prefix.rstrip(".") or None)
     if cfg is not None:
         eot = fields.get("eot_threshold", cfg.eot_threshold)
@@ -104,6 +125,12 @@ def _turn_fields(turn: Any, prefix: str, cfg: AIConfig | None) -> dict[str, Any]
         if eager is not None and eager > eot:
             raise ValidationError(f"eager_eot_threshold ({eager:g}) must not exceed eot_threshold ({eot:g})",
                                   field=f"{prefix}eager_eot_threshold")
+        filler = fields.get("filler_ms", cfg.filler_ms)
+        apology = fields.get("apology_ms", cfg.apology_ms)
+        if filler >= apology:
+            bad = "filler_ms" if "filler_ms" in fields else "apology_ms"
+            raise ValidationError(f"filler_ms ({filler}) must be less than apology_ms ({apology})",
+                                  field=f"{prefix}{bad}")
     return fields
 
 
@@ -164,9 +191,6 @@ def update_tts_voice(*, provider: Any, voice_id: Any, user=None, source: str = "
                   source=source)
 
 
-def update_turn(*, eot_threshold: Any = _UNSET, eager_eot_threshold: Any = _UNSET,
-                eot_timeout_ms: Any = _UNSET, user=None, source: str = "api") -> dict:
-    given = {"eot_threshold": eot_threshold, "eager_eot_threshold": eager_eot_threshold,
-             "eot_timeout_ms": eot_timeout_ms}
-    turn = {k: v for k, v in given.items() if v is not _UNSET}
+def update_turn(*, user=None, source: str = "api", **turn: Any) -> dict:
+    """``update_config(turn=...)`` with the turn fields as keywords (unknown ones are refused)."""
     return _apply(_parts(_UNSET, _UNSET, turn, flat=True), user=user, source=source)

@@ -8,7 +8,7 @@ import threading
 
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from campaigns import services as campaign_services
@@ -83,3 +83,30 @@ def save(request: HttpRequest) -> HttpResponse:
     ctx = panel_context()
     ctx.update(flash=message, flash_error=False)
     return render(request, "aioptions/_save_result.html", ctx)
+
+
+def turn_from_post(post) -> dict:
+    """The turn form's fields as ``update_config(turn=...)`` takes them. Unticked checkboxes are not
+    posted, so "eager on" and "barge-in" are read from their presence; an eager threshold is only
+    sent when eager end-of-turn is on."""
+    turn = {k: post[k] for k in ("eot_threshold", "eot_timeout_ms", *services.PIPELINE_TURN_RANGES) if k in post}
+    turn["eager_eot_threshold"] = post.get("eager_eot_threshold", "") if post.get("eager_on") else None
+    turn["barge_in"] = bool(post.get("barge_in"))
+    return turn
+
+
+@staff_member_required
+@require_POST
+def save_turn(request: HttpRequest) -> HttpResponse:
+    """Save the turn settings form through ``update_config`` (the API's path). On an error the form
+    is left as the operator typed it and the message names the field."""
+    try:
+        services.update_config(turn=turn_from_post(request.POST), user=request.user, source="page")
+    except InputError as exc:
+        ctx = {"flash": str(exc), "flash_error": True, "field": (exc.field or "").removeprefix("turn.")}
+        return render(request, "aioptions/_turn_result.html", ctx, status=400)
+    if not request.htmx:  # a plain form post (no JavaScript): back to the page
+        return redirect("aioptions:page")
+    ctx = panel_context()
+    ctx.update(flash="Turn settings saved.", flash_error=False)
+    return render(request, "aioptions/_turn_result.html", ctx)

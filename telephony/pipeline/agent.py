@@ -87,7 +87,8 @@ class VoicePipelineAgent:
         self.history.append({"role": "assistant", "content": greeting})
         self.reply_task = asyncio.create_task(self._speak(greeting, render_clips=True))
         tasks = [asyncio.create_task(self._pump_audio()), asyncio.create_task(self.stt.run(self._handle, self.goodbye)),
-                 asyncio.create_task(self._call_events()), asyncio.create_task(self.live.run())]
+                 asyncio.create_task(self._call_events()), asyncio.create_task(self.live.run()),
+                 asyncio.create_task(self._max_length_watch())]
         try:
             await tasks[2]  # ends with the hang-up
         finally:
@@ -166,7 +167,7 @@ class VoicePipelineAgent:
             self._cfg_task = asyncio.create_task(store.resolve_config(self.call.campaign_id))
         for action in self.machine.on_event(ev, self.agent_speaking()):
             if isinstance(action, BargeIn):
-                await self._barge_in(ev)
+                await self._maybe_barge_in(ev)
             elif isinstance(action, StartSpeculative):
                 self._start_speculative(action.transcript)
             elif isinstance(action, CancelSpeculative):
@@ -177,6 +178,45 @@ class VoicePipelineAgent:
             await store.publish(self.call.record_id, {"kind": "partial", "text": ev.transcript})
 
     # --- actions ---------------------------------------------------------------------------
+    async def _maybe_barge_in(self, ev: TurnEvent) -> None:
+        """Barge-in as the turn settings say: off, at once, or only once the caller has kept talking
+        for ``barge_in_min_ms`` (a cough or "mm-hm" does not stop the agent)."""
+        turn = self.cfg.turn
+        if not turn.barge_in:
+            return
+        if turn.barge_in_min_ms <= 0:
+            await self._barge_in(ev)
+            return
+
+        async def confirm() -> None:
+            started = time.monotonic()
+            await asyncio.sleep(turn.barge_in_min_ms / 1000.0)
+            voiced = self.voice.last_voiced_at
+            if voiced is not None and voiced >= started + turn.barge_in_min_ms / 1000.0 - 0.1 and self.agent_speaking():
+                await self._barge_in(ev)
+
+        asyncio.create_task(confirm())
+
+    async def _max_length_watch(self) -> None:
+        """End the call politely once it is longer than ``max_call_s`` (re-read as the config changes)."""
+        started = time.monotonic()
+        while True:
+            left = started + self.cfg.turn.max_call_s - time.monotonic()
+            if left <= 0:
+                break
+            await asyncio.sleep(min(left, 5.0))
+        log.info("call %s: longest call length (%s s) reached", self.call.call_id, self.cfg.turn.max_call_s)
+        self.note(f"ended: call longer than {self.cfg.turn.max_call_s} s")
+        try:
+            audio = await fillers.clip(self.tts, self.fmt, fillers.TIME_UP, self._offline_tts)
+            if audio:
+                self.call.clear_playout()
+                self.call.play(audio)
+        except Exception:  # noqa: BLE001 - hang up regardless
+            log.exception("call %s: time-up message could not be spoken", self.call.call_id)
+        self._hangup_requested = True
+        await self.call.hangup("agent")
+
     async def _barge_in(self, ev: TurnEvent) -> None:
         t0 = time.monotonic()
         if self.reply is not None:
@@ -222,7 +262,9 @@ class VoicePipelineAgent:
         spec_task = self.spec_task if action.promote else None
         self.spec, self.spec_task = None, None
         # the deadlines start at the end of speech, before anything else of the turn runs
-        deadlines = TurnDeadlines(self.voice.speech_end(action.event), self.clock)
+        turn = self.cfg.turn
+        deadlines = TurnDeadlines(self.voice.speech_end(action.event), self.clock, turn.filler_ms / 1000.0,
+                                  turn.apology_ms / 1000.0)
         self.reply_task = asyncio.create_task(self._turn(action, spec, spec_task, deadlines))
 
     # --- a turn ----------------------------------------------------------------------------

@@ -30,6 +30,7 @@ HEARD_BY = 1.5  # the promise: first audio of any kind within this of the end of
 FILLER = "One moment."
 APOLOGY = "Sorry, one moment."
 GOODBYE = "Sorry, I'm having technical trouble right now. Please call back later. Goodbye."
+TIME_UP = "I'm sorry, we have reached the time limit for this call. Goodbye."
 CLIP_TEXTS = (FILLER, APOLOGY, GOODBYE)
 
 _CLIPS: dict[tuple[str, str, str, int, str], bytes] = {}
@@ -88,11 +89,13 @@ class Clock:
 class TurnDeadlines:
     """The deadlines of one turn, fixed at commit from the end of the caller's speech."""
 
-    def __init__(self, speech_end: float, clock: Clock | None = None) -> None:
+    def __init__(self, speech_end: float, clock: Clock | None = None, filler_s: float = FILLER_AT,
+                 apology_s: float = APOLOGY_AT) -> None:
+        """``filler_s``/``apology_s`` come from the turn settings (options page); the defaults are the policy above."""
         self.speech_end = speech_end
         self.clock = clock or Clock()
-        self.filler_at = speech_end + FILLER_AT
-        self.apology_at = speech_end + APOLOGY_AT
+        self.filler_at = speech_end + filler_s
+        self.apology_at = speech_end + apology_s
         self.filler_played_at: float | None = None
 
     async def filler_watch(self, reply_started: Callable[[], bool], play: Callable[[], Awaitable[bool]]) -> None:

@@ -60,6 +60,7 @@ class LiveConfig:
     async def apply(self) -> None:
         agent = self.agent
         _, cfg = await store.resolve_config(agent.call.campaign_id)
+        agent.cfg = cfg  # barge-in, filler/apology timing and call length apply from the next turn
         await self.apply_turn(cfg.turn)
         llm = (cfg.llm_provider, cfg.llm_model)
         if llm not in agent.llm_clients:

@@ -105,7 +105,8 @@ async def test_campaign_voice_and_turn_actions():
                              "eot_timeout_ms": 2000})
     msgs = [await comm.receive_json_from(timeout=3) for _ in range(2)]
     ok = next(m for m in msgs if m.get("status") == "ok")
-    assert ok["config"]["turn"] == {"eot_threshold": 0.8, "eager_eot_threshold": 0.4, "eot_timeout_ms": 2000}
+    flux = {k: ok["config"]["turn"][k] for k in ("eot_threshold", "eager_eot_threshold", "eot_timeout_ms")}
+    assert flux == {"eot_threshold": 0.8, "eager_eot_threshold": 0.4, "eot_timeout_ms": 2000}
     await comm.disconnect()
 
 
