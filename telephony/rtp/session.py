@@ -63,6 +63,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self._closed = False
         self.send_enabled = True  # re-INVITE hold: False stops our stream (queued agent audio waits)
         self.packets_in = self.packets_out = self.ignored = self.malformed = self.frames_dropped = 0
+        self.out_deferred = 0  # ticks whose packet the clock held back (smooth egress after a stall)
         self.last_rx_at: float | None = None
         self.last_agent_packet_at: float | None = None
         self.started_at = time.monotonic()
@@ -181,6 +182,9 @@ class RtpSession(asyncio.DatagramProtocol):
         self._transit = None
 
     def _next_out(self, now: float) -> bytes:
+        if not self.clock.egress:  # late tick past the one-frame burst: the stream pauses, nothing is lost
+            self.out_deferred += 1
+            return self.silence
         can_send = (self.transport is not None and self.remote is not None and self.send_enabled
                     and self.verified and not self._closed)
         agent = can_send and bool(self._out)  # on hold / unverified: the agent's audio waits, it is not lost
@@ -242,7 +246,7 @@ class RtpSession(asyncio.DatagramProtocol):
     def stats(self) -> dict:
         return {
             "packets_in": self.packets_in, "packets_out": self.packets_out, "lost": self.jitter.lost,
-            "late": self.jitter.late, "duplicate": self.jitter.duplicate,
+            "late": self.jitter.late, "duplicate": self.jitter.duplicate, "out_deferred": self.out_deferred,
             "jitter_buffer": self.jitter.stats(),
             "jitter_ms": round(self._jitter / 8.0, 2), "ignored_sources": self.ignored,
             "malformed": self.malformed, "remote": list(self.remote) if self.remote else None,
