@@ -25,17 +25,23 @@ class TurnInline(admin.TabularInline):
 
 @admin.register(Call)
 class CallAdmin(admin.ModelAdmin):
-    list_display = ("id", "started_at", "campaign", "caller_uri", "codec", "duration", "end_reason", "turns_count",
-                    "mouth_to_ear_p50_ms", "packets_in", "packets_out", "packets_lost")
+    list_display = ("id", "call_page", "started_at", "campaign", "caller_uri", "codec", "duration", "end_reason",
+                    "turns_count", "mouth_to_ear_p50_ms", "packets_in", "packets_out", "packets_lost")
     list_filter = ("end_reason", "codec", "campaign", "bridge_node")
     search_fields = ("caller_uri", "sip_call_id", "dialed")
-    readonly_fields = ("player",) + tuple(f.name for f in Call._meta.fields)
+    readonly_fields = ("call_page", "player") + tuple(f.name for f in Call._meta.fields)
     inlines = [TurnInline]
 
     @admin.display(description="Duration (s)")
     def duration(self, obj: Call):
         d = obj.duration_s
         return f"{d:.1f}" if d is not None else "-"
+
+    @admin.display(description="Call page")
+    def call_page(self, obj: Call):
+        """The call page (waveform, aligned transcript, latency per turn) for this call."""
+        url = reverse("call-detail", args=[obj.pk])
+        return format_html('<a href="{}">Open the call page</a>', url)
 
     @admin.display(description="Recording")
     def player(self, obj: Call):

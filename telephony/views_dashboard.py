@@ -9,7 +9,7 @@ from django.utils.safestring import mark_safe
 
 from aioptions.inputs import PK_MAX
 
-from .dashboard import selectors, svg
+from .dashboard import callpage, selectors, svg
 
 
 def _call_or_404(call_id: int):
@@ -32,9 +32,12 @@ def calls(request):
 
 @staff_member_required
 def call_detail(request, call_id: int):
+    """The call page: recording with a two-lane waveform, the transcript aligned to it, each turn's
+    latency bar and fault markers. A sync view, so the WAV analysis runs in a worker thread."""
     call, turns = _call_or_404(call_id)
-    return render(request, "telephony/call_detail.html",
-                  {"call": call, "turns": turns, "chart": mark_safe(svg.waterfall(turns)) if turns else ""})
+    ctx = {"call": call, "turns": turns, "chart": mark_safe(svg.waterfall(turns)) if turns else ""}
+    ctx.update(callpage.call_page(call, turns))
+    return render(request, "telephony/call_detail.html", ctx)
 
 
 @staff_member_required

@@ -63,3 +63,45 @@ def waterfall(turns, width: int = 720) -> str:
         x += 13 + 7 * len(label) + 10
     parts.append("</svg>")
     return "".join(parts)
+
+
+def two_lanes(rec, width: int = 1000, lane_h: int = 48) -> str:
+    """The recording as two mirrored peak lanes (caller above, agent below) with a playhead the
+    page's script moves; x is time, so a click maps straight to a position in the audio."""
+    n = max(len(rec.caller_peaks), len(rec.agent_peaks), 1)
+    step = width / n
+    parts = [f'<svg class="wave" id="wave" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {2 * lane_h + 8}" '
+             f'preserveAspectRatio="none" data-duration="{rec.duration_s:.3f}" role="img" '
+             f'aria-label="waveform: caller (top) and agent (bottom)">']
+    for lane, (peaks, color, label) in enumerate(((rec.caller_peaks, "#2e90fa", "caller"),
+                                                  (rec.agent_peaks, "#12b76a", "agent"))):
+        mid = lane * (lane_h + 8) + lane_h / 2
+        d = []
+        for i, p in enumerate(peaks):
+            h = max(0.5, min(1.0, p * 1.6) * (lane_h / 2 - 1))
+            d.append(f"M{i * step:.1f} {mid - h:.1f}V{mid + h:.1f}")
+        parts.append(f'<path class="lane {label}" d="{"".join(d)}" stroke="{color}" '
+                     f'stroke-width="{max(1.0, step * 0.8):.1f}" fill="none"><title>{label}</title></path>')
+        parts.append(f'<text x="4" y="{mid - lane_h / 2 + 11:.0f}" font-size="10" fill="#475467">{label}</text>')
+    parts.append(f'<line id="playhead" x1="0" x2="0" y1="0" y2="{2 * lane_h + 8}" stroke="#f04438" stroke-width="2"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def turn_bar(t, scale_ms: float, width: int = 320) -> str:
+    """One turn's waterfall as a single stacked bar (same segments and colours as ``waterfall``)."""
+    scale = (width - 2) / max(scale_ms, 1.0)
+    parts = [f'<svg class="turnbar" xmlns="http://www.w3.org/2000/svg" width="{width}" height="14" '
+             f'role="img" aria-label="latency of turn {t.index}">']
+    prev = 0.0
+    for field, color, label in SEGMENTS:
+        v = getattr(t, field)
+        if v is None:
+            continue
+        start = max(prev, 0.0)
+        w = max(0.0, v - start) * scale
+        parts.append(f'<rect class="seg" x="{1 + start * scale:.1f}" y="1" width="{w:.1f}" height="12" fill="{color}">'
+                     f'<title>{escape(label)}: {v:.0f} ms</title></rect>')
+        prev = max(prev, v)
+    parts.append("</svg>")
+    return "".join(parts)
