@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("telephony.urls_pipeline")),
     path("", include("telephony.urls_outbound")),
     path("", include("aioptions.urls_preview")),
+    path("", include("telephony.metrics.urls")),
 ]
 
 handler400 = "talky.errors.bad_request"

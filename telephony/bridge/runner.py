@@ -106,7 +106,7 @@ class BridgeRunner:
             if self.gateway.transport is not None:
                 await self.gateway.aclose()
             raise
-        await self.runtime.start(pipeline=self.agent == "pipeline")
+        await self.runtime.start(pipeline=self.agent == "pipeline", gateway=self.gateway)
         if self.agent == "pipeline" and not settings.DEEPGRAM_API_KEY:
             # no Flux key: calls use the offline recogniser; load Whisper now, not on the first call
             from aioptions.providers.offline_stt import warm_up
@@ -164,6 +164,7 @@ class BridgeRunner:
         return AGENTS[self.agent](call, self.agent_options)
 
     async def _started(self, info: CallInfo) -> dict:
+        self.runtime.call_started()
         if info.extra.get("direction") == "outbound":
             return await self.outbound.started(info)
         return await sync_to_async(services.start_call)(sip_call_id=info.call_id, caller_uri=info.caller_uri,
@@ -177,6 +178,7 @@ class BridgeRunner:
                                                         recording=recorder.path if recorder else None)
 
     async def _ended(self, call: LiveCall, stats: dict, recording: Path | None) -> None:
+        self.runtime.call_ended(call)
         if call.record_id is None:
             log.warning("call %s ended without a Call record", call.call_id)
             return

@@ -4,6 +4,8 @@
   thread (only when a keyed provider has an https/wss endpoint; plain http/ws fakes never build one),
   so the first call does not stall every other call's media for an import or a CA-bundle parse.
 - The loop-lag monitor (max and p99 per minute), shown in the bridge status and in /metrics.
+- Prometheus: the gateway and the lag monitor are watched by ``telephony.metrics.prom`` (read at
+  scrape time), and call start/end are counted here (the runner's hooks call them).
 - Shutdown closes the shared provider pools of the loop.
 """
 
@@ -18,6 +20,7 @@ from django.conf import settings
 
 from aioptions.providers import netpool
 
+from . import prom
 from .looplag import LoopLagMonitor
 
 log = logging.getLogger("telephony.bridge")
@@ -99,8 +102,10 @@ class ProcessRuntime:
 
     def __init__(self) -> None:
         self.lag = LoopLagMonitor()
+        self.lag.on_sample.append(prom.observe_loop_lag)
 
-    async def start(self, *, pipeline: bool) -> None:
+    async def start(self, *, pipeline: bool, gateway=None) -> None:
+        prom.COLLECTOR.watch(gateway=gateway, lag=self.lag)
         self.lag.start()
         if pipeline:
             await warm_providers()
@@ -115,3 +120,12 @@ class ProcessRuntime:
 
     def stats(self) -> dict:
         return self.lag.stats()
+
+    @staticmethod
+    def call_started() -> None:
+        prom.COLLECTOR.call_started()
+
+    @staticmethod
+    def call_ended(call) -> None:
+        """Count the end (by reason) and fold the call's final frame counters into the totals."""
+        prom.COLLECTOR.call_ended(getattr(call, "session", None), getattr(call, "end_reason", None))

@@ -9,6 +9,8 @@ import statistics
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
+from telephony.metrics import prom
+
 log = logging.getLogger(__name__)
 
 
@@ -46,6 +48,7 @@ def _summarise(call_id: int, llm_model: str, voice_id: str) -> dict:
 
 
 async def save_turn(call_id: int | None, fields: dict) -> None:
+    prom.observe_turn(fields)  # per-stage latency histograms (/metrics): once per turn, a few µs
     if call_id is None:
         return
     try:

@@ -52,6 +52,8 @@ class Command(BaseCommand):
                                  "calls run this long before ending them with BYE. Default: 30 with "
                                  "--trusted-proxy (other bridges take the new calls), else 0 (BYE at once, "
                                  "as a lone bridge always did)")
+        parser.add_argument("--metrics-port", type=int, default=0,
+                            help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics (loopback only)")
 
     def handle(self, *args, **opts):
         from telephony.bridge.config import build_policy, parse_advertise, parse_proxies
@@ -73,6 +75,9 @@ class Command(BaseCommand):
                               rtp_timeout_s=opts["rtp_timeout"], publish_heartbeat=True,
                               advertise=advertise or "", policy=policy, proxies=proxies)
         self.drain_timeout = opts["drain_timeout"]
+        self.metrics_port = opts["metrics_port"]
+        if not 0 <= self.metrics_port <= 65535:
+            raise CommandError("--metrics-port must be a TCP port (0 = off)")
         if self.drain_timeout is None:
             self.drain_timeout = DEFAULT_FLEET_DRAIN_S if proxies else 0.0
         if not 0 <= self.drain_timeout <= 86400:
@@ -101,6 +106,13 @@ class Command(BaseCommand):
         loop.add_signal_handler(signal.SIGTERM, on_term)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         runner.node.on_drain = drain_now.set
+        if self.metrics_port:  # first, so a taken port stops us before any call is taken
+            from telephony.metrics.serve import serve
+
+            try:
+                metrics = await serve(self.metrics_port)
+            except OSError as exc:
+                raise CommandError(f"cannot serve metrics on 127.0.0.1:{self.metrics_port}: {exc}") from None
         await runner.start()
         if runner.recovered:
             self.stdout.write(f"finalised {runner.recovered} call(s) left open by a bridge that died")
@@ -113,4 +125,6 @@ class Command(BaseCommand):
         logging.getLogger("telephony.bridge").info("stopping: sending BYE to %d active call(s)",
                                                    runner.gateway.active_calls)
         await runner.stop()
+        if self.metrics_port:
+            metrics.close()
         return runner.gateway.failed.is_set()
