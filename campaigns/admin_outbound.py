@@ -129,7 +129,7 @@ class DialerSettingsInline(admin.StackedInline):
     extra = 0
     max_num = 1
     fields = ("trunk", "did", "state", "timezone", "window_days", "window_start", "window_end", "max_concurrent",
-              "calls_per_minute", "max_attempts", "retry_delays", "ring_timeout_s")
+              "calls_per_minute", "max_attempts", "retry_delays", "ring_timeout_s", "amd_mode", "voicemail_message")
     readonly_fields = ("state",)
 
 

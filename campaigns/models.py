@@ -71,7 +71,7 @@ class Campaign(models.Model):
 # --- outbound (issue 15): trunks, dialer settings, contacts, do-not-call --------------------------
 def default_retry_delays() -> dict:
     """Seconds before the next attempt, by the last outcome (absent or null: never retry)."""
-    return {"busy": 600, "no_answer": 7200, "failed": 1800, "voicemail": 86400}
+    return {"busy": 600, "no_answer": 7200, "failed": 1800}
 
 
 class Trunk(models.Model):
@@ -160,6 +160,11 @@ class DialerSettings(models.Model):
     max_attempts = models.PositiveIntegerField(default=3)
     retry_delays = models.JSONField(default=default_retry_delays, blank=True)
     ring_timeout_s = models.PositiveIntegerField(default=30)
+    amd_mode = models.CharField(max_length=8, default="off", choices=[
+        ("off", "off: the agent talks to whoever answers"), ("hangup", "machine: hang up"),
+        ("message", "machine: leave the voicemail message after the beep")],
+        help_text="answering-machine detection on the first seconds after the answer")
+    voicemail_message = models.TextField(blank=True, default="", help_text="spoken after the beep; {variables}")
 
     def __str__(self) -> str:
         return f"dialer of {self.campaign_id} ({self.state})"

@@ -84,9 +84,12 @@ def route(dest: str, campaign_id: int | None) -> RoutePlan:
 def call_context(campaign_id: int | None, variables: dict, to: str = "") -> dict:
     """Greeting and prompt of an outbound call: the campaign's, with the contact's variables
     filled in and a note that we placed the call (the agent must not answer as if called)."""
-    c = Campaign.objects.filter(pk=campaign_id).first() if campaign_id else None
+    c = Campaign.objects.select_related("dialer").filter(pk=campaign_id).first() if campaign_id else None
+    dialer = getattr(c, "dialer", None) if c else None
     greeting = render(c.greeting, variables) if c else ""
     prompt = render(c.system_prompt, variables) if c else ""
     who = variables.get("name") or variables.get("first_name") or ""
     return {"greeting": greeting, "system_prompt": prompt + OUTBOUND_NOTE.format(to=f" to {who}" if who else ""),
-            "campaign_name": c.name if c else "", "direction": "outbound", "variables": variables, "to": to}
+            "campaign_name": c.name if c else "", "direction": "outbound", "variables": variables, "to": to,
+            "amd_mode": dialer.amd_mode if dialer else "off",
+            "voicemail_message": render(dialer.voicemail_message, variables) if dialer else ""}

@@ -195,10 +195,19 @@ class OutboundCalls:
     # --- Call-row hooks of placed calls -----------------------------------------------------
     async def started(self, info: CallInfo) -> dict:
         x = info.extra
-        return await sync_to_async(services.start_outbound_call)(
+        meta = await sync_to_async(services.start_outbound_call)(
             sip_call_id=info.call_id, caller_uri=info.caller_uri, dialed=info.dialed_user, codec=info.codec,
             agent=self.runner.agent, bridge_node=self.runner.node.id, campaign_id=x.get("campaign_id"),
             contact_id=x.get("contact_id"), variables=x.get("variables"))
+        if meta.get("amd_mode") == "message" and meta.get("voicemail_message"):
+            from telephony.agents.greeting import synthesize_wav  # espeak-ng as a program, cached by text
+
+            try:  # rendered while the phone rings, so the message is ready at the beep
+                meta["voicemail_wav"] = str(await synthesize_wav(meta["voicemail_message"],
+                                                                 self.runner.agent_options["cache_dir"]))
+            except (OSError, RuntimeError, TimeoutError) as exc:
+                log.warning("voicemail message not rendered: %s", exc)
+        return meta
 
     async def ended(self, call: LiveCall) -> None:
         """After the Call row is final: the contact's attempt is recorded (the dialer's retries)."""

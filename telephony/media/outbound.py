@@ -23,9 +23,13 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from talky.logsafe import clip
+from telephony.agents.greeting import wav_to_g711
+from telephony.codecs import g711
 from telephony.codecs.g711 import SILENCE_BYTE
+from telephony.media.amd import Amd, BeepOrSilence
 from telephony.media.call import CallInfo, LiveCall
 from telephony.media.dialogs import Dialog
 from telephony.media.recording import StereoRecorder
@@ -275,8 +279,49 @@ class OutboundMixin:
         if self.hooks.on_call_answered:
             await self.hooks.on_call_answered(call)
         if dlg.state == "confirmed":
-            dlg.agent_task = asyncio.create_task(self._run_agent(dlg))
+            mode = call.context.get("amd_mode", "off")
+            dlg.agent_task = asyncio.create_task(self._amd_then_agent(dlg, mode) if mode in ("hangup", "message")
+                                                 else self._run_agent(dlg))
         return True
+
+    async def _amd_then_agent(self, dlg: Dialog, mode: str) -> None:
+        """Answering-machine detection on the media clock's frames; a person gets the agent (the
+        frames heard meanwhile are dropped so it starts fresh), a machine gets a hang-up or, after
+        its beep (or silence), the campaign's voicemail message."""
+        call, session = dlg.call, dlg.call.session
+        amd, beep = Amd(), BeepOrSilence()
+        decided, ready = asyncio.Event(), asyncio.Event()
+
+        def on_audio(frame: bytes) -> None:
+            pcm = g711.decode(session.codec, frame)
+            if amd.verdict is None:
+                if amd.feed(pcm):
+                    decided.set()
+            elif amd.verdict == "machine" and beep.feed(pcm):
+                ready.set()
+
+        session.on_audio = on_audio
+        try:
+            await asyncio.wait_for(decided.wait(), amd.p.total_analysis_ms / 1000 + 2)
+        except TimeoutError:
+            pass
+        log.info("call %s: AMD %s (%s)", clip(call.call_id, 40), amd.verdict or "timeout", amd.reason)
+        if amd.verdict != "machine":
+            session.on_audio = None
+            session._frames.clear()
+            await self._run_agent(dlg)
+            return
+        call.outcome = "voicemail"
+        if mode == "message":
+            try:
+                await asyncio.wait_for(ready.wait(), 20)
+            except TimeoutError:
+                pass
+            wav = call.context.get("voicemail_wav")
+            if wav and not call.ended.is_set():
+                call.play(await asyncio.to_thread(wav_to_g711, Path(wav), session.codec))
+        session.on_audio = None
+        await call.hangup("agent", drain_timeout=60.0)  # the whole message plays, then BYE
 
     # --- overrides of the UAS call flow for role "uac" -------------------------------------------
     def _send_bye(self, dlg: Dialog) -> None:
