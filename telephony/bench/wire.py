@@ -1,0 +1,300 @@
+"""Latency at the wire under load (issue 18): what a caller hears, measured outside the bridge.
+
+    python -m telephony.bench.wire [--calls 10,50,100] [--agents pipeline,echo] [--rate 20]
+
+Each round starts a fresh ``run_sip_bridge --agent A --trusted 127.0.0.1`` (one load generator on one
+address must be exempt from the per-source limits) against the fake providers (tests/fakes, a separate
+process, fixed delays), and our own load generator (``wire_uac``: no code shared with the bridge)
+places N calls at ``--rate`` calls/s. Each caller stays silent while the greeting plays, says one
+pre-recorded mu-law utterance (espeak-ng through sox), listens, and hangs up.
+
+- added (pipeline) = first reply packet (kernel receive time) - end of the caller's speech (send time
+  of its last loud frame) - the fakes' fixed delays: Flux ends the turn 350 ms of audio silence + --eot-ms
+  after speech, the LLM's first token --ttft-ms, the TTS's first audio --ttfb-ms (50+350, 300, 90 = 790 ms).
+- added (echo, the floor) = first echoed loud packet - first loud packet sent - the echo agent's own
+  500 ms delay: the bridge's media path alone (jitter buffer, tick, egress).
+- egress jitter = |interarrival - 20 ms| of consecutive packets, every packet of every call.
+- late agent frames = agent-audio packets that came after a caller with a 40 ms jitter buffer (which
+  re-primes on an underrun) needed them: each one is an audible gap.
+- failed = not answered, ended by the bridge, BYE not answered 200, or (pipeline) no reply heard.
+- bridge CPU per call = CPU seconds of the bridge over the round / wall time / N; RSS = peak VmRSS.
+
+Bounded (every wait has a timeout, each round ends by itself), runs inside ``unshare -n`` (only lo).
+Prints a table and writes var/bench/wire.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import OUT_DIR, pct, write
+from .netns import ensure_netns
+from .pipeline import ROOT, _start_fakes
+from .wire_uac import FRAME_NS, LoadGenerator, WireCall, is_loud
+
+SIP_PORT, METRICS_PORT = 5080, 9101
+UTTERANCE = "I would like to book an appointment for Tuesday"
+FLUX_MIN_SILENCE_MS = 350.0  # tests.fakes.flux_server: EndOfTurn after this much silent audio + eot delay
+CALLER_BUFFER_NS = 40_000_000
+ECHO_DELAY_MS = 500.0  # telephony.agents.echo plays the caller back this much later, on purpose
+
+
+def utterance() -> bytes:
+    """The caller's sentence as raw mu-law 8 kHz, trailing quiet trimmed (cached under var/bench/)."""
+    path = OUT_DIR / "wire_utterance.ulaw"
+    if not path.exists():
+        OUT_DIR.mkdir(parents=True, exist_ok=True)
+        wav = subprocess.run(["espeak-ng", "--stdout", UTTERANCE], capture_output=True, check=True, timeout=30).stdout
+        raw = subprocess.run(["sox", "-t", "wav", "-", "-t", "raw", "-r", "8000", "-e", "u-law", "-c", "1", "-"],
+                             input=wav, capture_output=True, check=True, timeout=30).stdout
+        path.write_bytes(raw)
+    raw = path.read_bytes()
+    frames = [raw[i:i + 160] for i in range(0, len(raw) - 159, 160)]
+    loud = [i for i, f in enumerate(frames) if is_loud(f)]
+    return b"".join(frames[loud[0]:loud[-1] + 1])
+
+
+def script(speech: bytes, talk_after_s: float) -> list[bytes]:
+    silence = b"\xff" * 160
+    return [silence] * int(talk_after_s * 50) + [speech[i:i + 160] for i in range(0, len(speech), 160)]
+
+
+def _proc(pid: int) -> tuple[float, int]:
+    """(CPU seconds, RSS bytes) of a process from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    rss = 0
+    for ln in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if ln.startswith("VmRSS:"):
+            rss = int(ln.split()[1]) * 1024
+    return cpu, rss
+
+
+async def _scrape() -> dict[str, float]:
+    """A few values from the bridge's own /metrics (a cross-check, not the measurement)."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", METRICS_PORT), 2)
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: b\r\n\r\n")
+        body = (await asyncio.wait_for(reader.read(), 5)).decode().partition("\r\n\r\n")[2]
+        writer.close()
+    except (OSError, TimeoutError):
+        return {}
+    out = {}
+    for ln in body.splitlines():
+        if ln.startswith("talky_") and " " in ln:
+            k, v = ln.rsplit(" ", 1)
+            out[k] = float(v)
+    return out
+
+
+def call_numbers(c: WireCall, agent: str, fixed_ms: float) -> dict:
+    rx = sorted(c.rx)
+    devs = [abs((b[0] - a[0]) - FRAME_NS) / 1e6 for a, b in zip(rx, rx[1:], strict=False)
+            if (b[1] - a[1]) & 0xFFFF == 1]
+    if agent == "echo":
+        ref = c.speech_start_ns
+        reply = next((r[0] for r in rx if r[4] and r[0] > ref), None) if ref else None
+        added = None if reply is None else (reply - ref) / 1e6 - ECHO_DELAY_MS
+    else:
+        ref = c.speech_end_ns
+        reply = next((r[0] for r in rx if r[4] and r[0] > ref), None) if ref else None
+        added = None if reply is None else (reply - ref) / 1e6 - fixed_ms
+    late = agent_frames = 0
+    play = None
+    for t, _seq, _ts, marker, loud in rx:  # a caller with a 40 ms buffer that re-primes when it runs dry
+        if not loud:
+            play = None
+            continue
+        agent_frames += 1
+        if play is None or marker:
+            play = t + CALLER_BUFFER_NS
+            continue
+        due = play + FRAME_NS
+        if t > due:
+            late += 1
+            play = t + CALLER_BUFFER_NS
+        else:
+            play = due
+    failed = (c.status != 200 or c.ended_by_bridge or c.bye_status != 200 or added is None)
+    return {"added_ms": added, "devs": devs, "late": late, "agent_frames": agent_frames, "failed": failed,
+            "why": (f"status {c.status}" if c.status != 200 else "ended by bridge" if c.ended_by_bridge
+                    else "no reply" if added is None else f"BYE {c.bye_status}" if c.bye_status != 200 else "")}
+
+
+async def drive(pid: int, agent: str, n: int, rate: float, talk_after_s: float, hangup_s: float,
+                fixed_ms: float) -> dict:
+    gen = LoadGenerator(("127.0.0.1", SIP_PORT))
+    await gen.open()
+    try:
+        for _ in range(200):  # the bridge is up when it answers OPTIONS (60 s at most)
+            gen.options()
+            try:
+                await asyncio.wait_for(gen.options_ok.wait(), 0.3)
+                break
+            except TimeoutError:
+                continue
+        else:
+            raise RuntimeError("bridge did not answer OPTIONS")
+        await asyncio.sleep(1.0)  # let start-up work settle before measuring
+        cpu0, rss0 = _proc(pid)
+        peak = [rss0]
+        lines = script(utterance(), talk_after_s)
+        stop = asyncio.Event()
+
+        async def pacer() -> None:  # one absolute-deadline 20 ms clock for every call's RTP
+            t0, k = time.monotonic(), 0
+            while not stop.is_set():
+                k += 1
+                await asyncio.sleep(max(0.0, t0 + k * 0.02 - time.monotonic()))
+                for c in list(gen.calls.values()):
+                    if c.remote and c.answered_ns and not c.done.is_set():
+                        gen.send_frame(c)
+
+        async def sample() -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], _proc(pid)[1])
+                await asyncio.sleep(0.25)
+
+        async def one(i: int) -> None:
+            c = gen.new_call(i, lines)
+            for wait in (1.0, 2.0, 4.0):  # INVITE retransmissions (timer A), same transaction
+                gen.invite(c)
+                try:
+                    await asyncio.wait_for(c.answered.wait(), wait)
+                    break
+                except TimeoutError:
+                    continue
+            if c.status != 200:
+                return
+            try:
+                await asyncio.wait_for(c.done.wait(), hangup_s)
+                return  # the bridge hung up first
+            except TimeoutError:
+                pass
+            for _ in range(3):
+                gen.bye(c)
+                try:
+                    await asyncio.wait_for(c.done.wait(), 2.0)
+                    break
+                except TimeoutError:
+                    continue
+
+        tasks = [asyncio.create_task(pacer()), asyncio.create_task(sample())]
+        t_start = time.monotonic()
+        calls = []
+        for i in range(n):
+            calls.append(asyncio.create_task(one(i)))
+            await asyncio.sleep(max(0.0, t_start + (i + 1) / rate - time.monotonic()))
+        await asyncio.wait_for(asyncio.gather(*calls), n / rate + hangup_s + 30)
+        wall = time.monotonic() - t_start
+        cpu1, _ = _proc(pid)
+        scraped = await _scrape()
+        stop.set()
+        for t in tasks:
+            t.cancel()
+    finally:
+        gen.close()
+    per = [call_numbers(c, agent, fixed_ms) for c in gen.calls.values()]
+    added = [p["added_ms"] for p in per if p["added_ms"] is not None]
+    devs = [d for p in per for d in p["devs"]]
+    frames = sum(p["agent_frames"] for p in per)
+    late = sum(p["late"] for p in per)
+    r = {"agent": agent, "calls": n, "answered": sum(1 for c in gen.calls.values() if c.status == 200),
+         "failed": sum(1 for p in per if p["failed"]),
+         "failures": sorted({p["why"] for p in per if p["failed"]}),
+         "added_ms_p50": pct(added, 50), "added_ms_p95": pct(added, 95), "added_ms_p99": pct(added, 99),
+         "egress_jitter_ms_p50": pct(devs, 50), "egress_jitter_ms_p99": pct(devs, 99),
+         "late_agent_frames": late, "agent_frames": frames,
+         "late_agent_frames_pct": round(100.0 * late / frames, 3) if frames else None,
+         "bridge_cpu_pct_per_call": round(100.0 * (cpu1 - cpu0) / wall / n, 3),
+         "rss_mb_idle": round(rss0 / 2**20, 1), "rss_mb_peak": round(peak[0] / 2**20, 1),
+         "rss_kb_per_call": round((peak[0] - rss0) / 1024 / n, 1), "wall_s": round(wall, 1),
+         "bridge_metrics": {k: v for k, v in scraped.items() if any(s in k for s in (
+             "deferred", "late_ticks", "skipped", "lost_frames", "lag_window", "calls_started"))}}
+    return {k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}
+
+
+def run_round(agent: str, n: int, args, env: dict, work: Path) -> dict:
+    log = open(work / f"bridge-{agent}-{n}.log", "wb")  # noqa: SIM115 - closed below
+    cmd = [sys.executable, "manage.py", "run_sip_bridge", "--agent", agent, "--trusted", "127.0.0.1",
+           "--port", str(SIP_PORT), "--rtp-ports", "20000-29999", "--max-calls", str(max(200, 2 * n)),
+           "--metrics-port", str(METRICS_PORT)]
+    bridge = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    fixed = FLUX_MIN_SILENCE_MS + args.eot_ms + args.ttft_ms + args.ttfb_ms
+    try:
+        return asyncio.run(drive(bridge.pid, agent, n, args.rate, args.talk_after, args.hangup_after, fixed))
+    finally:
+        bridge.send_signal(signal.SIGINT)
+        try:
+            bridge.wait(30)
+        except subprocess.TimeoutExpired:
+            bridge.kill()
+            bridge.wait(5)
+        log.close()
+
+
+def table(rows: list[dict], fixed: float) -> str:
+    out = ["| agent | calls | added p50 / p95 / p99 (ms) | egress jitter p99 (ms) | late agent frames | failed "
+           "| bridge CPU per call | RSS peak (idle) |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        name = "echo (floor)" if r["agent"] == "echo" else r["agent"]
+        out.append(f"| {name} | {r['calls']} | {r['added_ms_p50']} / {r['added_ms_p95']} / {r['added_ms_p99']} "
+                   f"| {r['egress_jitter_ms_p99']} | {r['late_agent_frames']} ({r['late_agent_frames_pct']} %) "
+                   f"| {r['failed']} | {r['bridge_cpu_pct_per_call']} % | {r['rss_mb_peak']} ({r['rss_mb_idle']}) MB |")
+    out.append(f"\nPipeline added = reply - end of speech - {fixed:.0f} ms of fixed fake delays; echo added = "
+               f"echoed speech - speech sent - {ECHO_DELAY_MS:.0f} ms.")
+    return "\n".join(out)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--calls", default="10,50,100")
+    p.add_argument("--agents", default="pipeline,echo")
+    p.add_argument("--rate", type=float, default=20.0, help="calls set up per second")
+    p.add_argument("--eot-ms", type=float, default=50.0, help="fake Flux delay after its 350 ms silence rule")
+    p.add_argument("--ttft-ms", type=float, default=300.0)
+    p.add_argument("--ttfb-ms", type=float, default=90.0)
+    p.add_argument("--talk-after", type=float, default=2.5, help="seconds of silence (greeting) before speaking")
+    p.add_argument("--hangup-after", type=float, default=8.0, help="seconds from answer to BYE")
+    args = p.parse_args()
+    ensure_netns()
+    work = Path(tempfile.mkdtemp(prefix="wirebench-"))
+    env = {**os.environ, "TALKY_VAR_DIR": str(work), "PYTHONUNBUFFERED": "1"}
+    for k in ("DATABASE_URL", "REDIS_URL"):
+        env.pop(k, None)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=300)
+    subprocess.run([sys.executable, "manage.py", "shell", "-c",
+                    "from campaigns.models import Campaign; Campaign.objects.get_or_create(extension='100', "
+                    "defaults={'name': 'Bench', 'is_default': True, 'greeting': 'Hello.'})"],
+                   cwd=ROOT, env=env, check=True, timeout=120)
+    fakes, fake_env = _start_fakes(work, args.eot_ms, args.ttft_ms, args.ttfb_ms, None)
+    env.update(fake_env)
+    rows = []
+    fixed = FLUX_MIN_SILENCE_MS + args.eot_ms + args.ttft_ms + args.ttfb_ms
+    try:
+        for agent in args.agents.split(","):
+            for n in (int(x) for x in args.calls.split(",")):
+                print(f"wire bench: {agent}, {n} calls ...", flush=True)
+                row = run_round(agent, n, args, env, work)
+                print("  ", row, flush=True)
+                rows.append(row)
+    finally:
+        fakes.terminate()
+        fakes.wait(10)
+    print()
+    print(table(rows, fixed))
+    print("written to", write("wire", {"fixed_delay_ms": fixed, "rate_calls_per_s": args.rate,
+                                       "python": sys.version.split()[0], "cpus": os.cpu_count(), "rounds": rows}))
+
+
+if __name__ == "__main__":
+    main()
