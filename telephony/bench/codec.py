@@ -49,6 +49,22 @@ def run() -> dict:
         a = _rate(ours, our_data, secs)
         b = _rate(ref, ref_data, secs)
         results[name] = {"ours_x_realtime": round(a), "audioop_x_realtime": round(b), "ratio": round(a / b, 2)}
+    try:  # soxr (LGPL-2.1, PyPI), measured as a candidate for the resampler; optional here
+        import soxr
+
+        for name, (a_rate, b_rate, data) in {"resample_8k_16k": (8000, 16000, pcm),
+                                             "resample_16k_8k": (16000, 8000, pcm16)}.items():
+            x = _rate(lambda d, a_rate=a_rate, b_rate=b_rate: soxr.resample(d, a_rate, b_rate), data, secs)
+            results[name]["soxr_x_realtime"] = round(x)
+            results[name]["soxr_ratio_vs_audioop"] = round(x / results[name]["audioop_x_realtime"], 2)
+        stream = soxr.ResampleStream(8000, 16000, 1, dtype="int16")
+        n, frame = 20000, pcm[:160]
+        t = time.perf_counter()
+        for _ in range(n):
+            stream.resample_chunk(frame)
+        results["soxr_stream_8k_16k_per_frame_us"] = round((time.perf_counter() - t) / n * 1e6, 2)
+    except ImportError:
+        results["soxr"] = "not installed"
     # per 20 ms frame, the way the call path uses it
     frame = pcm[:160]
     r = Resampler(8000, 16000)
@@ -57,6 +73,11 @@ def run() -> dict:
     for _ in range(n):
         g711.ulaw_encode(frame)
     results["ulaw_encode_per_frame_us"] = round((time.perf_counter() - t) / n * 1e6, 2)
+    ulaw_frame = ulaw[:160]
+    t = time.perf_counter()
+    for _ in range(n):
+        g711.ulaw_decode(ulaw_frame)
+    results["ulaw_decode_per_frame_us"] = round((time.perf_counter() - t) / n * 1e6, 2)
     t = time.perf_counter()
     for _ in range(n):
         r.process(frame)

