@@ -23,6 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,10 @@ from .base import CLOSED, STT, AudioFormat, STTError, STTSession, TurnEvent, Wor
 from .offline_vocab import whisper_prompt
 
 log = logging.getLogger(__name__)
+# One thread for Whisper (it already uses both cores), one for Smart Turn: ten calls ending their
+# turns together queue here instead of oversubscribing the CPU with twenty threads.
+_WHISPER = ThreadPoolExecutor(1, thread_name_prefix="whisper")
+_SMART_TURN = ThreadPoolExecutor(1, thread_name_prefix="smart-turn")
 _model = None
 _model_lock = threading.Lock()
 PAD_S = 0.2  # silence around the turn for Whisper: it mishears words that touch the clip's edges
@@ -42,7 +47,8 @@ PAD_S = 0.2  # silence around the turn for Whisper: it mishears words that touch
 # beam 1 is as accurate as beam 5 here at a fraction of the CPU, and prompting tiny.en with the
 # campaign's vocabulary made it *worse* (Piper speech 1 % -> 17 % WER: it starts echoing the list),
 # so the prompt is kept (use_context) but only passed when OFFLINE_WHISPER_PROMPT=1.
-DECODE = {"beam_size": 1}
+# temperature 0 only: no sampling fallback, which re-decodes (slow) and makes transcripts vary.
+DECODE = {"beam_size": 1, "temperature": 0.0}
 USE_PROMPT = os.environ.get("OFFLINE_WHISPER_PROMPT", "") == "1"
 
 
@@ -76,7 +82,9 @@ def transcribe(pcm16k: np.ndarray, offset_s: float, prompt: str | None = None,
     pad = np.zeros(int(PAD_S * 16000), dtype=np.float32)
     audio = np.concatenate([pad, pcm16k.astype(np.float32) / 32768.0, pad])
     opts = {**DECODE, **decode}
-    segments, _ = model.transcribe(audio, language="en", word_timestamps=True, initial_prompt=prompt or None,
+    # no word timestamps: their alignment pass costs more than the decode, and the pipeline times the
+    # end of speech from the audio itself
+    segments, _ = model.transcribe(audio, language="en", word_timestamps=False, initial_prompt=prompt or None,
                                    condition_on_previous_text=False, vad_filter=False, **opts)
     words: list[Word] = []
     texts = []
@@ -115,7 +123,9 @@ class OfflineSTTSession(STTSession):
         self._turn_audio: list[np.ndarray] = []
         self._turn_index = 0
         self._check_gen = 0  # bumped when speech resumes: a pending end-of-turn check is stale
-        self._checking = False
+        self._checking = False  # a check is in flight (or was made) for this pause
+        self._forced = -1  # the check generation whose long silence was reached
+        self._result: tuple[int, str, tuple[Word, ...]] | None = None  # the last "incomplete" decision
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
         # (transcript, Smart Turn probability, ended) per pause: what was decided, for logs and tests
@@ -167,12 +177,17 @@ class OfflineSTTSession(STTSession):
                 self._last_voiced = end
             return
         silent = end - self._last_voiced
-        if silent >= self.silence_s:
-            self._check_gen += 1
-            self._finish()
-        elif silent >= self.pause_s and not self._checking:
+        gen = self._check_gen
+        if silent >= self.silence_s and self._forced != gen:
+            self._forced = gen  # long silence: the turn ends whatever the grammar says
+            if self._result is not None and self._result[0] == gen:
+                self._close(self._result[1], self._result[2], trigger="timeout")  # same audio: no new decode
+            elif not self._checking:
+                self._finish()
+            # else: the check in flight closes the turn when it returns
+        elif silent >= self.pause_s and not self._checking and self._forced != gen:
             self._checking = True
-            self._spawn(self._check(self._check_gen))
+            self._spawn(self._check(gen))
 
     def _start_turn(self, now: float) -> None:
         self._speaking = True
@@ -198,9 +213,10 @@ class OfflineSTTSession(STTSession):
         try:
             pcm16 = self._audio16k()
             # both at once: Smart Turn (~0.1 s, one thread) hides behind Whisper (two threads)
+            loop = asyncio.get_running_loop()
             (text, words), smart = await asyncio.gather(
-                asyncio.to_thread(transcribe, pcm16, self._turn_start, self._prompt()),
-                asyncio.to_thread(offline_turn.smart_turn_probability, pcm16))
+                loop.run_in_executor(_WHISPER, transcribe, pcm16, self._turn_start, self._prompt()),
+                loop.run_in_executor(_SMART_TURN, offline_turn.smart_turn_probability, pcm16))
         except Exception as exc:  # noqa: BLE001
             log.exception("offline recogniser failed")
             self._emit(STTError(f"offline recogniser failed: {exc}", kind="server", provider="offline"))
@@ -209,23 +225,28 @@ class OfflineSTTSession(STTSession):
             if gen == self._check_gen:
                 self._checking = False
         done = offline_turn.end_of_turn(text, smart)
-        self.decisions.put_nowait((text, smart, done and gen == self._check_gen))
+        current = gen == self._check_gen and self._speaking
+        self.decisions.put_nowait((text, smart, done and current))
         log.debug("offline STT pause: %r smart=%s complete=%s", text, smart, done)
-        if gen != self._check_gen or not self._speaking:
-            return  # the caller went on talking (or the turn was closed by the long silence)
+        if not current:
+            return  # the caller went on talking (or the turn was already closed)
         if done:
             self._close(text, words, trigger="eot")
+        elif self._forced == gen:
+            self._close(text, words, trigger="timeout")
         else:
+            self._result = (gen, text, words)
             self._checking = True  # one check per pause; the long silence decides the rest
 
     def _finish(self) -> None:
-        """Long silence: the turn ends whatever the grammar says."""
+        """Long silence with no decode of this audio yet: transcribe it and end the turn."""
         pcm16 = self._audio16k()
         start, index = self._turn_start, self._turn_index
 
         async def run() -> None:
             try:
-                text, words = await asyncio.to_thread(transcribe, pcm16, start, self._prompt())
+                text, words = await asyncio.get_running_loop().run_in_executor(
+                    _WHISPER, transcribe, pcm16, start, self._prompt())
             except Exception as exc:  # noqa: BLE001
                 log.exception("offline transcription failed")
                 self._emit(STTError(f"offline recogniser failed: {exc}", kind="server", provider="offline"))
@@ -235,6 +256,7 @@ class OfflineSTTSession(STTSession):
         self._speaking = False
         self._preroll.clear()
         self._speech_run = 0
+        self._result = None
         self._turn_index = index + 1
         self._spawn(run())
 
@@ -242,7 +264,9 @@ class OfflineSTTSession(STTSession):
         index, start = self._turn_index, self._turn_start
         self._speaking = False
         self._speech_run = 0
-        self._turn_index = index + 1
+        self._result = None
+        if text:
+            self._turn_index = index + 1
         self._emit_end(index, start, text, words, trigger)
 
     def _emit_end(self, index: int, start: float, text: str, words: tuple[Word, ...], trigger: str) -> None:
@@ -250,7 +274,13 @@ class OfflineSTTSession(STTSession):
             log.info("offline STT: turn %d had no words (noise?)", index)
             return
         end = self._last_voiced
-        words = tuple(Word(w.word, w.start, min(w.end, end), w.confidence) for w in words)
+        if words:
+            words = tuple(Word(w.word, w.start, min(w.end, end), w.confidence) for w in words)
+        else:  # no alignment pass (see transcribe): even spread; the last word ends where the VAD heard speech end
+            tokens = text.split()
+            begin = min(start + self.PREROLL_S, end)
+            step = (end - begin) / max(len(tokens), 1)
+            words = tuple(Word(t, begin + i * step, begin + (i + 1) * step, None) for i, t in enumerate(tokens))
         self._emit(TurnEvent("EndOfTurn", index, transcript=text, words=words, audio_window_start=start,
                              audio_window_end=self._samples / 8000.0, end_of_turn_confidence=1.0,
                              trigger=trigger, received_at=time.monotonic()))

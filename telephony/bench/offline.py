@@ -249,6 +249,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--calls", default="1,10")
     p.add_argument("--quick", action="store_true", help="half the sentences, two settings")
+    p.add_argument("--calls-only", action="store_true", help="skip the WER and voice measurements")
     args = p.parse_args()
     _django(tempfile.mkdtemp(prefix="offline-bench-"))
     texts = SENTENCES[:8] if args.quick else SENTENCES
@@ -258,12 +259,14 @@ def main() -> None:
         from aioptions.providers.base import MULAW_8K
         from aioptions.providers.offline_piper import PiperTTS, pool
 
-        result: dict = {"machine_cpus": os.cpu_count()}
-        clips = await phone_band_set(texts)
-        print(f"WER on {len(clips)} phone-band clips ({len(texts)} sentences x voices x clean/noisy):", flush=True)
-        result["wer"] = await asyncio.to_thread(measure_wer, clips, settings)
-        result["piper_first_audio"] = await piper_first_audio(texts)
-        print(f"Piper first audio: {result['piper_first_audio']}", flush=True)
+        result: dict = {"machine_cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()}
+        if not args.calls_only:
+            clips = await phone_band_set(texts)
+            print(f"WER on {len(clips)} phone-band clips ({len(texts)} sentences x voices x clean/noisy):",
+                  flush=True)
+            result["wer"] = await asyncio.to_thread(measure_wer, clips, settings)
+            result["piper_first_audio"] = await piper_first_audio(texts)
+            print(f"Piper first audio: {result['piper_first_audio']}", flush=True)
         question = await PiperTTS("bench").synthesize("What are your opening hours on Saturday?", MULAW_8K)
         await pool().close()
         print("Offline calls (question answered from the campaign prompt):", flush=True)
@@ -271,7 +274,7 @@ def main() -> None:
         return result
 
     result = asyncio.run(run())
-    print("written to", write("offline", result))
+    print("written to", write("offline-calls" if args.calls_only else "offline", result))
 
 
 if __name__ == "__main__":

@@ -34,3 +34,24 @@ def first_voiced(mulaw: bytes, threshold: int = 300) -> float:
 async def feed(session, audio: bytes, frame: int = 160) -> None:
     for i in range(0, len(audio), frame):
         await session.send(audio[i:i + frame])
+
+
+def piper_mulaw(text: str) -> bytes:
+    """Piper's voice (run as its own program, text on stdin) with its random noise switched off, so a
+    test hears the same audio every run; 8 kHz mu-law like a call."""
+    import subprocess
+    import sys
+    import tempfile
+    import wave
+
+    from aioptions.providers.offline_piper import to_format, voice_path
+
+    with tempfile.TemporaryDirectory() as d:
+        out = f"{d}/out.wav"
+        subprocess.run([sys.executable, "-m", "piper", "-m", str(voice_path()), "--noise-scale", "0",
+                        "--noise-w-scale", "0", "-f", out], input=text.encode(), check=True, timeout=60,
+                       capture_output=True)
+        with wave.open(out) as w:
+            rate = w.getframerate()
+            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
+    return to_format(pcm, rate, MULAW_8K)

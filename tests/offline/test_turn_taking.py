@@ -86,3 +86,32 @@ async def test_silence_and_noise_start_no_turn():
     await feed(s, silence(1.0) + hiss + silence(1.0))
     assert s._events.empty()
     await s.close()
+
+
+async def test_an_unfinished_sentence_waits_for_the_long_silence():
+    from aioptions.providers.offline_piper import piper_available
+
+    from .speech import piper_mulaw
+
+    if not piper_available():
+        pytest.skip("piper not installed")
+    speech = piper_mulaw("I would like to book an appointment for")
+    s = await OfflineSTT().open(MULAW_8K)
+    try:
+        await feed(s, silence(0.5) + speech + silence(s.pause_s + 0.1))
+        text, smart, ended = await asyncio.wait_for(s.decisions.get(), 60)
+        assert not ended and text.lower().rstrip(".").endswith("for"), (text, smart)
+        assert [e.kind for e in _drain(s)] == ["StartOfTurn"]  # still listening: no EndOfTurn yet
+        await feed(s, silence(s.silence_s))
+        events = await asyncio.wait_for(_events_until_end(s), 60)
+    finally:
+        await s.close()
+    assert events[-1].kind == "EndOfTurn" and events[-1].trigger == "timeout"
+    assert "appointment" in events[-1].transcript.lower()
+
+
+def _drain(s) -> list:
+    out = []
+    while not s._events.empty():
+        out.append(s._events.get_nowait())
+    return out
