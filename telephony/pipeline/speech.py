@@ -49,6 +49,9 @@ class SpokenReply:
         self._utt_first = 0  # index of the first piece pushed to the current utterance
         self._audio_task: asyncio.Task | None = None
         self._finished = False
+        # while a failover re-speaks the pieces on the next voice, new pieces only queue behind them
+        self._switching = False
+        self._switch_done = asyncio.Event()
         self.cancelled = False
         self.barged = False  # cancelled because the caller spoke (not because the call ended)
         self._convert = self._converter()
@@ -157,19 +160,29 @@ class SpokenReply:
             return
         resume = self._resume_point()
         self.errors.append(f"tts {nxt.name}: resumed at piece {resume} of {len(self.pieces)}")
-        self.tts = nxt
-        self._utt = await self.tts.utterance(self.fmt)
-        self._utt_base, self._utt_first = len(self.ledger), resume
-        for i in range(resume, len(self.pieces)):
-            await self._utt.push(self.pieces[i])
-            self.spoken_by.append((self.tts.name, i))
-        if self._finished:
-            await self._utt.finish()
-        self._audio_task = asyncio.create_task(self._pump(self._utt))
+        self._switching, self._switch_done = True, asyncio.Event()
+        try:
+            self.tts = nxt
+            self._utt = await self.tts.utterance(self.fmt)
+            self._utt_base, self._utt_first = len(self.ledger), resume
+            i = resume
+            while i < len(self.pieces):  # pieces that arrive meanwhile are appended: spoken here, in order
+                await self._utt.push(self.pieces[i])
+                self.spoken_by.append((self.tts.name, i))
+                i += 1
+            if self._finished:
+                await self._utt.finish()
+            self._audio_task = asyncio.create_task(self._pump(self._utt))
+        finally:
+            self._switching = False
+            self._switch_done.set()
         await self._audio_task
 
     async def push(self, piece: str) -> None:
         if self.cancelled or not piece:
+            return
+        if self._switching:  # the failover in progress speaks it after the pieces before it
+            self.pieces.append(piece)
             return
         if self._utt is None:
             self.tts_request_at = time.monotonic()
@@ -190,12 +203,15 @@ class SpokenReply:
     async def finish(self) -> None:
         """No more text; returns when all audio has been queued for sending."""
         self._finished = True
-        if self._utt is None or self.cancelled:
+        if self._switching:
+            await self._switch_done.wait()  # the failover finishes the new voice's utterance itself
+        elif self._utt is None or self.cancelled:
             return
-        try:
-            await self._utt.finish()
-        except TTSError as exc:
-            await self._fail_over(exc)
+        else:
+            try:
+                await self._utt.finish()
+            except TTSError as exc:
+                await self._fail_over(exc)
         while self._audio_task is not None and not self._audio_task.done():
             await asyncio.shield(self._audio_task)
 
