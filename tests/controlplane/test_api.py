@@ -197,7 +197,10 @@ def test_admin_campaign_voice_dropdown_grouped(staff_client, staff, campaign):
     assert '<optgroup label="Cartesia">' in html and '<optgroup label="Google Chirp 3 HD">' in html
     assert "Leda (female)" in html
     data = {"name": "Acme", "extension": "100", "active": "on", "is_default": "on", "system_prompt": "p",
-            "greeting": "g", "preview_text": "", "voice": "google:en-US-Chirp3-HD-Leda", "llm": ""}
+            "greeting": "g", "preview_text": "", "voice": "google:en-US-Chirp3-HD-Leda", "llm": "",
+            # the outbound dialer settings inline (none here): its management form
+            "dialer-TOTAL_FORMS": "0", "dialer-INITIAL_FORMS": "0", "dialer-MIN_NUM_FORMS": "0",
+            "dialer-MAX_NUM_FORMS": "1"}
     r = staff_client.post(f"/admin/campaigns/campaign/{campaign.pk}/change/", data)
     assert r.status_code == 302, r.content.decode()[:2000]
     campaign.refresh_from_db()
