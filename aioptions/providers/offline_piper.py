@@ -91,6 +91,9 @@ class PiperWorker:
                     fut = self.pending.pop(0)
                     if not fut.done():
                         fut.set_result(m.group(1))
+                    else:  # its reply was cancelled (barge-in): nobody will read the file
+                        with contextlib.suppress(OSError):
+                            os.unlink(m.group(1))
         finally:
             self.dead = True
             for fut in self.pending:
@@ -210,18 +213,23 @@ class PiperUtterance(TTSUtterance):
         text, self._pending = self._pending.strip(), ""
         if not _SPEAKABLE.search(text):
             return  # Piper writes no file for a line without a word: never wait for one
+        # push() never waits for Piper (a first reply may wait ~1 s for the workers to load): the
+        # sentence is queued at once and handed to a worker by a task, in order
+        job = asyncio.ensure_future(self._synth(text))
+        job.add_done_callback(lambda f: f.cancelled() or f.exception())  # a cancelled reply never reads it
+        await self._jobs.put((text, job))
+
+    async def _synth(self, text: str) -> str:
         try:
             await self.tts.pool.ready()
-            # one worker per reply: its sentences are made in order, the first never competing with
-            # the second for the CPU; other calls' replies go to the other workers
-            if self._worker is None or self._worker.dead:
-                self._worker = self.tts.pool.least_busy()
-            fut = self._worker.submit(text) if self._worker else self.tts.pool.submit(text)
-        except (OSError, TTSError) as exc:
-            fut = asyncio.get_running_loop().create_future()
-            fut.set_exception(TTSError(f"piper: {exc}", kind="server", provider="offline"))
-        fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # a cancelled reply never reads it: no warning
-        await self._jobs.put((text, fut))
+        except OSError as exc:
+            raise TTSError(f"piper: {exc}", kind="server", provider="offline") from None
+        # one worker per reply: its sentences are made in order, the first never competing with
+        # the second for the CPU; other calls' replies go to the other workers
+        if self._worker is None or self._worker.dead:
+            self._worker = self.tts.pool.least_busy()
+        fut = self._worker.submit(text) if self._worker else self.tts.pool.submit(text)
+        return await fut
 
     async def finish(self) -> None:
         if self._pending.strip():
@@ -252,6 +260,10 @@ class PiperUtterance(TTSUtterance):
         # sentences already handed to a worker are finished there and dropped: killing a worker
         # would cost the next reply a 0.9 s voice load
         self._cancelled = True
+        while not self._jobs.empty():
+            job = self._jobs.get_nowait()
+            if job is not None:
+                job[1].cancel()
         await self._jobs.put(None)
 
 
