@@ -83,4 +83,5 @@ class CampaignAdmin(admin.ModelAdmin):
                                             user=request.user, source="admin")
             except ValidationError as exc:
                 messages.error(request, str(exc))
+from . import admin_actions  # noqa: E402,F401,I001  (tools, transfer targets, webhook)
 from . import admin_outbound  # noqa: E402,F401  (trunks, dialer, contacts, do-not-call)

@@ -212,3 +212,73 @@ class DoNotCall(models.Model):
 
     def __str__(self) -> str:
         return self.phone
+
+
+# --- actions (issue 16): tools the model may call, transfer targets, the post-call webhook -------
+BUILTIN_TOOLS = ("end_call", "transfer_call", "add_to_do_not_call", "send_dtmf")
+
+
+def default_builtins() -> list:
+    return ["end_call"]
+
+
+class CampaignActions(models.Model):
+    """Per-campaign settings of what the agent may *do* (one row, created on first use).
+
+    ``signing_secret`` signs tool requests and webhooks (HMAC-SHA256). It is generated when the row
+    is created unless ``TALKY_SIGNING_SECRET_<campaign id>`` is set in the environment, which then
+    wins (so a secret can be kept out of the database). It is never logged.
+    """
+
+    campaign = models.OneToOneField(Campaign, on_delete=models.CASCADE, related_name="actions")
+    signing_secret = models.CharField(max_length=128, blank=True, default="")
+    builtins = models.JSONField(default=default_builtins, blank=True,
+                                help_text=f"built-in tools the model may call: {', '.join(BUILTIN_TOOLS)}")
+    transfer_targets = models.TextField(blank=True, default="",
+                                        help_text="transfer_call may reach these (one per line): E.164 numbers "
+                                                  "within the trunk's prefixes, sip: URIs, or extensions")
+    webhook_url = models.CharField(max_length=500, blank=True, default="",
+                                   help_text="POSTed after every call (signed); empty = no webhook")
+    extraction_schema = models.JSONField(default=dict, blank=True,
+                                         help_text='fields the LLM fills from the transcript, e.g. '
+                                                   '{"appointment_confirmed": "boolean", "new_time": "string"}')
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "campaign actions"
+        verbose_name_plural = "campaign actions"
+
+    def __str__(self) -> str:
+        return f"actions of campaign {self.campaign_id}"
+
+    @property
+    def targets(self) -> list[str]:
+        return [t.strip() for t in self.transfer_targets.replace(",", "\n").splitlines() if t.strip()]
+
+
+class CampaignTool(models.Model):
+    """An HTTP tool: the model's arguments are sent as a JSON body, signed, to ``url``; the response
+    body (bounded) goes back to the model. The URL is checked by the SSRF guard at call time too."""
+
+    class Method(models.TextChoices):
+        POST = "POST", "POST"
+        PUT = "PUT", "PUT"
+        PATCH = "PATCH", "PATCH"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="tools")
+    name = models.CharField(max_length=64, help_text="function name the model sees: letters, digits, _ and -")
+    description = models.TextField(blank=True, default="", help_text="tells the model when to call it")
+    parameters = models.JSONField(default=dict, blank=True, help_text="JSON schema of the arguments (an object)")
+    method = models.CharField(max_length=8, choices=Method.choices, default=Method.POST)
+    url = models.CharField(max_length=500)
+    headers = models.JSONField(default=dict, blank=True, help_text='extra request headers {"Authorization": "..."}')
+    timeout_s = models.FloatField(default=5.0)
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["campaign", "name"]
+        constraints = [models.UniqueConstraint(fields=["campaign", "name"], name="tool_name_per_campaign")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.method} {self.url})"

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import api, api_contacts, api_dialer, api_trunks
+from . import api, api_contacts, api_dialer, api_tools, api_trunks
 
 app_name = "campaigns"
 
@@ -14,4 +14,9 @@ urlpatterns = [
             api_dialer.campaign_action, name="api-dialer"),
     path("api/v1/campaigns/<int:campaign_id>/progress", api_dialer.campaign_progress, name="api-progress"),
     path("api/v1/trunks/<int:trunk_id>", api_trunks.trunk_detail, name="api-trunk"),
+    path("api/v1/campaigns/<int:campaign_id>/tools", api_tools.tool_list, name="api-tools"),
+    path("api/v1/campaigns/<int:campaign_id>/tools/<int:tool_id>", api_tools.tool_detail, name="api-tool"),
+    path("api/v1/campaigns/<int:campaign_id>/actions", api_tools.actions, name="api-actions"),
+    path("api/v1/campaigns/<int:campaign_id>/actions/rotate-secret", api_tools.rotate_secret,
+         name="api-rotate-secret"),
 ]

@@ -184,6 +184,17 @@ SIP_AUTH_LOCKOUT_S = float(os.environ.get("SIP_AUTH_LOCKOUT_S", "600"))
 # A bridge whose heartbeat is older than this is dead: the next bridge to start finalises its calls.
 SIP_NODE_TIMEOUT_S = float(os.environ.get("SIP_NODE_TIMEOUT_S", "15"))
 
+# --- Actions (issue 16): tools over HTTP, webhooks, transfer (campaigns/netguard.py) -------------
+# Host names tool/webhook URLs may name ("*" = any host with public addresses; "*.example.com").
+ACTIONS_URL_ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ACTIONS_URL_ALLOWED_HOSTS", "*").split(",")
+                             if h.strip()]
+# CIDRs reachable although private/loopback/link-local (empty: none, the metadata service included).
+ACTIONS_ALLOWED_NETS = [n.strip() for n in os.environ.get("ACTIONS_ALLOWED_NETS", "").split(",") if n.strip()]
+ACTIONS_MAX_RESPONSE_BYTES = int(os.environ.get("ACTIONS_MAX_RESPONSE_BYTES", str(64 * 1024)))
+ACTIONS_TOOL_FILLER_MS = float(os.environ.get("ACTIONS_TOOL_FILLER_MS", "700"))
+WEBHOOK_MAX_AGE_S = float(os.environ.get("WEBHOOK_MAX_AGE_S", str(24 * 3600)))  # retries stop after a day
+WEBHOOK_WORKER = os.environ.get("WEBHOOK_WORKER", "1") == "1"  # the bridge delivers pending webhooks
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

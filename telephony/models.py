@@ -174,3 +174,62 @@ class Turn(models.Model):
 
     WATERFALL = ("eot_received_ms", "llm_request_ms", "llm_first_token_ms", "tts_request_ms",
                  "tts_first_audio_ms", "first_rtp_ms")
+
+
+class ToolCall(models.Model):
+    """One function call the model made during a turn (issue 16): what it asked, what came back."""
+
+    class Status(models.TextChoices):
+        OK = "ok", "ok"
+        ERROR = "error", "error"
+        TIMEOUT = "timeout", "timed out"
+        REFUSED = "refused", "refused (not allowed)"
+
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="tool_calls")
+    position = models.PositiveIntegerField(default=0, help_text="order within the turn")
+    name = models.CharField(max_length=64)
+    arguments = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices)
+    result_excerpt = models.TextField(blank=True, default="", help_text="first 500 characters")
+    latency_ms = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["turn", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status}) in turn {self.turn_id}"
+
+
+class WebhookDelivery(models.Model):
+    """A post-call webhook and its delivery state, persisted so a restart resumes the retries.
+
+    ``event_id`` travels as ``X-Talky-Delivery``: a receiver that saw it already can drop a repeat
+    (a crash between the receiver's 2xx and our write is the only way to send one twice)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        SENDING = "sending", "sending"
+        DELIVERED = "delivered", "delivered"
+        FAILED = "failed", "gave up"
+
+    call = models.ForeignKey(Call, null=True, blank=True, on_delete=models.SET_NULL, related_name="webhooks")
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    event_id = models.CharField(max_length=36, unique=True)
+    url = models.CharField(max_length=500)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_at = models.DateTimeField(db_index=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_status = models.PositiveIntegerField(null=True, blank=True, help_text="HTTP status of the last attempt")
+    last_error = models.CharField(max_length=300, blank=True, default="")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"webhook {self.event_id[:8]} ({self.status}, {self.attempts} attempts)"

@@ -158,6 +158,17 @@ class LLMUsage:
 
 
 @dataclass
+class ToolCallRequest:
+    """One function call the model asked for, assembled from streamed fragments (OpenAI/Groq send
+    the id and name once, then the JSON arguments split across chunks, keyed by ``index``)."""
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments: str = ""  # raw JSON text as the model wrote it (may be invalid: the runner checks)
+
+
+@dataclass
 class LLMResult:
     """Filled in while a stream runs; read it after (or during) iteration."""
 
@@ -168,6 +179,7 @@ class LLMResult:
     usage: LLMUsage = field(default_factory=LLMUsage)
     finish_reason: str | None = None
     hangup: bool = False  # the model asked to end the call (tool call or marker)
+    tool_calls: list[ToolCallRequest] = field(default_factory=list)  # finish_reason "tool_calls"
 
     @property
     def ttft_ms(self) -> float | None:

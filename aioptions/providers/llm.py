@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from . import netpool
-from .base import LLM, LLMError, LLMResult, LLMStream, LLMUsage
+from .base import LLM, LLMError, LLMResult, LLMStream, LLMUsage, ToolCallRequest
 from .reasoning import ThinkFilter, groq_reasoning_args, openai_reasoning_args
 
 
@@ -54,10 +54,12 @@ class _Stream(LLMStream):
     server sees the connection go and stops generating)."""
 
     def __init__(
-        self, llm: OpenAICompatibleLLM, messages: list[dict], temperature: float, max_tokens: int
+        self, llm: OpenAICompatibleLLM, messages: list[dict], temperature: float, max_tokens: int,
+        tools: list[dict] | None = None,
     ) -> None:
         self.llm = llm
         self.messages = messages
+        self.tools = tools or None
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.result = LLMResult(requested_at=time.monotonic())
@@ -81,6 +83,7 @@ class _Stream(LLMStream):
                     model=llm.model,
                     messages=self.messages,
                     stream=True,
+                    **({"tools": self.tools} if self.tools else {}),
                     **llm.request_args(self.temperature, self.max_tokens),
                 )
             )
@@ -100,6 +103,7 @@ class _Stream(LLMStream):
                 choice = chunk.choices[0]
                 if choice.finish_reason:
                     self.result.finish_reason = choice.finish_reason
+                self._tool_fragments(getattr(choice.delta, "tool_calls", None))
                 # delta.reasoning is never read; <think> blocks inside content are dropped, so the
                 # first token (TTFT, the stall deadline) is the first *speakable* text
                 text = self.think.feed(getattr(choice.delta, "content", None) or "")
@@ -117,6 +121,33 @@ class _Stream(LLMStream):
         finally:
             self.result.finished_at = time.monotonic()
             await self._close_response()
+
+    def _tool_fragments(self, fragments) -> None:
+        """Assemble ``delta.tool_calls``: each fragment names its call by ``index``; the first one
+        carries id and function name, later ones append to the JSON ``arguments`` text. Several
+        calls may interleave, and text may come before them (both APIs do this)."""
+        if not fragments:
+            return
+        calls = self.result.tool_calls
+        for frag in fragments:
+            index = getattr(frag, "index", None)
+            index = len(calls) if index is None else int(index)
+            call = next((c for c in calls if c.index == index), None)
+            if call is None:
+                if len(calls) >= 16:  # a runaway model: the runner would refuse them anyway
+                    continue
+                call = ToolCallRequest(index=index)
+                calls.append(call)
+                if self.result.first_token_at is None:  # the model answered, with an action
+                    self.result.first_token_at = time.monotonic()
+            if getattr(frag, "id", None):
+                call.id = frag.id
+            fn = getattr(frag, "function", None)
+            if fn is not None:
+                if getattr(fn, "name", None) and not call.name:
+                    call.name = fn.name[:64]
+                if getattr(fn, "arguments", None) and len(call.arguments) < 65536:
+                    call.arguments += fn.arguments
 
     def _emit(self, text: str) -> str:
         if self.result.first_token_at is None:
@@ -167,6 +198,7 @@ def _pooled_http(provider: str, base_url: str) -> httpx.AsyncClient | None:
 class OpenAICompatibleLLM(LLM):
     name = "openai"
     client = None
+    supports_tools = True  # the pipeline passes ``tools=`` only to clients that take it
 
     def __init__(self, *, model: str) -> None:
         self.model = model
@@ -175,8 +207,10 @@ class OpenAICompatibleLLM(LLM):
         """Per-model keyword arguments for ``chat.completions.create`` besides model/messages/stream."""
         return {"temperature": temperature, "max_completion_tokens": max_tokens}
 
-    def stream(self, messages: list[dict], *, temperature: float = 0.6, max_tokens: int = 300) -> LLMStream:
-        return _Stream(self, messages, temperature, max_tokens)
+    def stream(self, messages: list[dict], *, temperature: float = 0.6, max_tokens: int = 300,
+               tools: list[dict] | None = None) -> LLMStream:
+        """``tools``: OpenAI function definitions; calls arrive in ``result.tool_calls``."""
+        return _Stream(self, messages, temperature, max_tokens, tools)
 
     async def list_models(self) -> list[str]:
         try:

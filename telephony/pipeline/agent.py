@@ -14,6 +14,7 @@ import time
 
 from aioptions.providers import factory
 from aioptions.providers.base import ALAW_8K, MULAW_8K, LLMError, STTError, TurnEvent
+from telephony.actions.session import MAX_ROUNDS, CallTools
 from telephony.media.contract import DtmfEvent, HangupEvent
 
 from . import fillers, store
@@ -55,6 +56,7 @@ class VoicePipelineAgent:
         self.llm_clients: dict[tuple[str, str], object] = {}  # SDK clients are costly: one per model per call
         self.warm_tts: dict[tuple[str, str], object] = {}  # voices prewarmed after a config change
         self.stt: STTSupervisor | None = None
+        self.tools = CallTools(call, self.clock)  # the campaign's tools and built-ins (issue 16)
 
     # --- setup -----------------------------------------------------------------------------
     async def run(self, call) -> None:
@@ -108,6 +110,12 @@ class VoicePipelineAgent:
         if key not in self.llm_clients:
             self.llm_clients[key] = factory.build_llm_for(provider, model)
         return self.llm_clients[key]
+
+    def open_stream(self, provider: str, model: str, messages: list[dict]):
+        """A completion with the campaign's tools offered to clients that take them (not offline)."""
+        llm = self.llm_client(provider, model)
+        specs = self.tools.specs() if getattr(llm, "supports_tools", False) else []
+        return llm.stream(messages, tools=specs) if specs else llm.stream(messages)
 
     async def prewarm_llm(self, provider: str, model: str) -> None:
         """Build the LLM client and make one cheap request (GET /models) before it is needed (call
@@ -233,7 +241,7 @@ class VoicePipelineAgent:
         return [*self.history, {"role": "user", "content": user_text}]
 
     def _start_speculative(self, transcript: str) -> None:
-        stream = self.llm_client(self.cfg.llm_provider, self.cfg.llm_model).stream(self._messages(transcript))
+        stream = self.open_stream(self.cfg.llm_provider, self.cfg.llm_model, self._messages(transcript))
         buffered: list[str] = []
 
         async def prefetch() -> None:  # text only: nothing is spoken or stored speculatively
@@ -292,6 +300,7 @@ class VoicePipelineAgent:
         self.notes.clear()
         filler_task = None
         await self._refresh_config()
+        await self.tools.refresh()
         speech_end = deadlines.speech_end
         user_text = action.transcript
         messages = self._messages(user_text)
@@ -317,16 +326,36 @@ class VoicePipelineAgent:
                 apologised = True
                 await play_clip(fillers.APOLOGY)
 
+        async def tool_filler() -> None:  # a tool is slow: say so unless the caller is hearing something
+            if not self.call.playout_queued_bytes:
+                audio = await fillers.clip(self.tts, self.fmt, fillers.FILLER, self._offline_tts)
+                if audio and not reply.cancelled:
+                    reply.play_extra(audio)
+                    errors.append(f"said {fillers.FILLER!r} while a tool ran")
+
         filler_task = asyncio.create_task(deadlines.filler_watch(lambda: bool(reply.enqueued),
                                                                  lambda: play_clip(fillers.FILLER)))
+        tool_messages: list[dict] = []
         try:
-            async for delta, stream, model in llm_deltas(self, messages, spec, spec_task, errors, deadlines,
-                                                         apologise):
-                if llm_requested is None:
-                    llm_requested, llm_first = stream.result.requested_at, stream.result.first_token_at
-                    used_model = model
-                for piece in chunker.feed(delta):
+            for rounds in range(MAX_ROUNDS + 1):  # a reply, or tool calls and then a reply built on them
+                last = None
+                async for delta, stream, model in llm_deltas(self, messages, spec, spec_task, errors, deadlines,
+                                                             apologise):
+                    last = stream
+                    if llm_requested is None:
+                        llm_requested, llm_first = stream.result.requested_at, stream.result.first_token_at
+                        used_model = model
+                    for piece in chunker.feed(delta):
+                        await reply.push(piece)
+                if last is None or not last.result.tool_calls or rounds == MAX_ROUNDS:
+                    break
+                filler_task.cancel()
+                spec = spec_task = None
+                for piece in chunker.flush():  # "Let me check." is said before the tool runs
                     await reply.push(piece)
+                extra = await self.tools.run_round(last.result, tool_filler)
+                tool_messages += extra
+                messages = [*messages, *extra]
             for piece in chunker.flush():
                 await reply.push(piece)
             filler_task.cancel()
@@ -344,12 +373,26 @@ class VoicePipelineAgent:
             filler_task.cancel()
             heard = reply.heard_text()
             barge = reply.barged
+            self.history += tool_messages
             self.history.append({"role": "assistant", "content": heard or "(interrupted)"})
             await self._record(index, ev, speech_end, user_text, heard, barge, action.eager, llm_requested,
                                llm_first, reply, used_model, errors)
-        if chunker.hangup and not reply.cancelled:
+            await self.tools.save(self.call.record_id, index)
+        asked = self.tools.requests
+        if asked.transfer_to and not reply.cancelled:
+            await self._transfer(asked.transfer_to)
+        elif (chunker.hangup or asked.hangup) and not reply.cancelled:
             self._hangup_requested = True
             await self.call.hangup("agent")
+
+    async def _transfer(self, target: str) -> None:
+        """After "putting you through" was heard: REFER, or dial and bridge (telephony.media.transfer)."""
+        try:
+            await self.call.transfer(target)
+        except Exception as exc:  # noqa: BLE001 - the caller stays with the agent
+            log.warning("call %s: transfer failed (%s)", self.call.call_id, type(exc).__name__)
+            self.note(f"transfer failed: {str(exc)[:120]}")
+            await self._speak("Sorry, I could not transfer you. How else can I help?")
 
     def _offline_tts(self):
         from aioptions import catalog

@@ -43,6 +43,9 @@ async def llm_deltas(agent, messages: list[dict], spec, spec_task, errors: list[
                 done += 1
                 yield buffered[done - 1], stream, chain[0]
             if spec_task is None or spec_task.done():
+                if done >= len(buffered) and stream.result.tool_calls:
+                    yield "", stream, chain[0]  # the speculation asked for tools: the caller runs them
+                    return
                 if done >= len(buffered) and stream.result.text:
                     return
                 if done >= len(buffered):
@@ -56,13 +59,15 @@ async def llm_deltas(agent, messages: list[dict], spec, spec_task, errors: list[
                 break
             await asyncio.sleep(0.005)
     for provider, model in chain:
-        stream = agent.llm_client(provider, model).stream(messages)
+        stream = agent.open_stream(provider, model, messages)
         it = stream.__aiter__()
         deadline = deadlines.first_token_deadline(clock.now(), timeout, attempt)
         attempt += 1
         try:
             first = await _first(it, deadline, clock)
         except StopAsyncIteration:
+            if stream.result.tool_calls:  # only function calls, no text: hand the stream over
+                yield "", stream, (provider, model)
             return
         except (TimeoutError, LLMError) as exc:
             kind = getattr(exc, "kind", "timeout")
@@ -78,5 +83,7 @@ async def llm_deltas(agent, messages: list[dict], spec, spec_task, errors: list[
                 yield d, stream, (provider, model)
         except LLMError as exc:
             errors.append(f"llm {provider}/{model} mid-stream: {exc.kind}")
+        if stream.result.tool_calls:  # text, then function calls: the caller runs them
+            yield "", stream, (provider, model)
         return
     raise LLMChainExhausted("no LLM answered")

@@ -25,6 +25,11 @@ Scripting:
   ``reasoning_effort`` the model does not take (gpt-oss: low|medium|high; qwen3: none|default).
 - ``api_key``: answer 401 to any other bearer token. ``models``: what GET /models lists; chat with
   a model not listed gets a 404 ``model_not_found``.
+- Tool calls: a reply may be a ``ToolCalls`` (optional text first, then one or more function calls),
+  streamed as OpenAI documents it (platform.openai.com/docs/guides/function-calling, streaming):
+  ``choices[0].delta.tool_calls[i]`` with ``index``, then ``id``/``type``/``function.name`` once and
+  ``function.arguments`` in ``arg_piece``-character fragments, ``finish_reason: "tool_calls"``.
+  ``interleave=True`` alternates the fragments of several calls. Groq streams the same shape.
 Usage as each provider sends it: Groq ``x_groq.usage`` on the final chunk; OpenAI a ``choices: []``
 chunk with ``usage`` when ``stream_options.include_usage`` is set.
 Records: ``requests`` (method, path, headers, json, at, conn: which TCP connection), ``cancelled``
@@ -37,6 +42,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 MODELS = [
     "openai/gpt-oss-20b",
@@ -47,7 +53,24 @@ MODELS = [
     "gpt-5-mini",
 ]
 ECHO = "__echo__"
-Reply = str | list[str] | Callable[[list[dict]], str]
+
+
+@dataclass
+class ToolCalls:
+    """A scripted assistant turn that calls functions: ``calls`` are (name, arguments) where the
+    arguments are a dict (sent as JSON) or a raw string (to send invalid JSON on purpose)."""
+
+    calls: list[tuple[str, dict | str]]
+    text: str = ""
+    arg_piece: int = 5
+    interleave: bool = False
+
+    def arguments(self, i: int) -> str:
+        args = self.calls[i][1]
+        return args if isinstance(args, str) else json.dumps(args)
+
+
+Reply = str | ToolCalls | list | Callable[[list[dict]], "str | ToolCalls"]
 Fail = int | str | None
 
 
@@ -113,7 +136,7 @@ class FakeOpenAIServer:
     def _pick(self, value, n: int):
         return value[min(n, len(value) - 1)] if isinstance(value, list) and value else value
 
-    def _reply_for(self, messages: list[dict], n: int) -> str:
+    def _reply_for(self, messages: list[dict], n: int) -> str | ToolCalls:
         if self.reply == ECHO:
             users = [m for m in messages if m.get("role") == "user"]
             return str(users[-1].get("content", "")) if users else ""
@@ -271,8 +294,17 @@ class FakeOpenAIServer:
             )
             return True
         text = self._reply_for(data.get("messages", []), n)
+        calls = text if isinstance(text, ToolCalls) else None
+        if calls is not None:
+            text = calls.text
         if not data.get("stream"):
-            choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+            message: dict = {"role": "assistant", "content": text or None}
+            if calls is not None:
+                message["tool_calls"] = [
+                    {"id": f"call_{n}_{i}", "type": "function",
+                     "function": {"name": name, "arguments": calls.arguments(i)}}
+                    for i, (name, _) in enumerate(calls.calls)]
+            choice = {"index": 0, "finish_reason": "tool_calls" if calls else "stop", "message": message}
             await self._json(
                 writer,
                 200,
@@ -286,7 +318,7 @@ class FakeOpenAIServer:
                 },
             )
             return True
-        return await self._sse(writer, path, data, text, fail, n)
+        return await self._sse(writer, path, data, text, fail, n, calls)
 
     @staticmethod
     def _reasoning_problem(path: str, data: dict) -> str:
@@ -325,12 +357,32 @@ class FakeOpenAIServer:
         return "delta"
 
     @staticmethod
+    def _tool_fragments(calls: ToolCalls, n: int) -> list[dict]:
+        """The ``delta.tool_calls[]`` items in wire order: per call a header (index, id, type,
+        name, empty arguments) then its argument fragments; interleaved across calls on request."""
+        per_call = []
+        for i, (name, _) in enumerate(calls.calls):
+            args = calls.arguments(i)
+            frags = [{"index": i, "id": f"call_{n}_{i}", "type": "function",
+                      "function": {"name": name, "arguments": ""}}]
+            frags += [{"index": i, "function": {"arguments": args[k:k + calls.arg_piece]}}
+                      for k in range(0, len(args), calls.arg_piece)]
+            per_call.append(frags)
+        if not calls.interleave:
+            return [f for frags in per_call for f in frags]
+        out = []
+        for k in range(max(len(f) for f in per_call)):
+            out += [frags[k] for frags in per_call if k < len(frags)]
+        return out
+
+    @staticmethod
     def _usage(data: dict, text: str) -> dict:
         prompt = sum(len(str(m.get("content", "")).split()) for m in data.get("messages", []))
         completion = len(text.split())
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
-    async def _sse(self, writer, path: str, data: dict, text: str, fail: Fail, n: int) -> bool:
+    async def _sse(self, writer, path: str, data: dict, text: str, fail: Fail, n: int,
+                   calls: ToolCalls | None = None) -> bool:
         writer.write(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n"
@@ -373,8 +425,9 @@ class FakeOpenAIServer:
                 for i in range(0, len(think), 3):
                     event(chunk({"content": think[i : i + 3]}))
             await asyncio.sleep(self.ttft)
-            tokens = [w + " " for w in text.split(" ")]
-            tokens[-1] = tokens[-1].rstrip(" ")
+            tokens = [w + " " for w in text.split(" ")] if text or calls is None else []
+            if tokens:
+                tokens[-1] = tokens[-1].rstrip(" ")
             for i, tok in enumerate(tokens):
                 if i:
                     await asyncio.sleep(self.token_s)
@@ -392,9 +445,15 @@ class FakeOpenAIServer:
                     raw(b"")
                     await writer.drain()
                     return True
+            if calls is not None:
+                for frag in self._tool_fragments(calls, n):
+                    event(chunk({"tool_calls": [frag]}))
+                    await writer.drain()
+                    await asyncio.sleep(self.token_s)
             usage = self._usage(data, text)
             include = (data.get("stream_options") or {}).get("include_usage")
-            event(chunk({}, "stop", **({"x_groq": {"id": "req_fake", "usage": usage}} if groq else {})))
+            finish = "tool_calls" if calls is not None else "stop"
+            event(chunk({}, finish, **({"x_groq": {"id": "req_fake", "usage": usage}} if groq else {})))
             if include:
                 event(
                     {

@@ -1,0 +1,88 @@
+"""A call's tools between the agent and the runner: the per-turn config refresh, one round of
+tool calls (results appended as ``tool`` messages, in the order the model asked), and the
+ToolCall rows of the turn. Kept out of agent.py so the pipeline only sees four calls."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from asgiref.sync import sync_to_async
+
+from aioptions.providers.base import LLMResult
+
+from .runner import MAX_CALLS_PER_ROUND, Requests, ToolRunner
+
+log = logging.getLogger("telephony.actions")
+MAX_ROUNDS = 3  # tool -> reply -> tool ...: a model looping on tools is cut off here
+
+
+def _load(campaign_id):
+    from campaigns.tools import runtime_actions
+
+    return runtime_actions(campaign_id)
+
+
+def _save(call_record_id: int, turn_index: int, records: list[dict]) -> None:
+    from telephony.models import ToolCall, Turn
+
+    turn = Turn.objects.filter(call_id=call_record_id, index=turn_index).first()
+    if turn is not None:
+        ToolCall.objects.bulk_create([ToolCall(turn=turn, **r) for r in records])
+
+
+class CallTools:
+    def __init__(self, call, clock=None) -> None:
+        self.call = call
+        self.clock = clock
+        self.runner: ToolRunner | None = None
+
+    async def refresh(self) -> None:
+        """Re-read the campaign's tools (an admin change reaches the next turn); keep the last
+        good set if the database is unreachable."""
+        try:
+            actions = await sync_to_async(_load)(getattr(self.call, "campaign_id", None))
+        except Exception:  # noqa: BLE001
+            log.exception("call %s: tools could not be loaded", getattr(self.call, "call_id", "?"))
+            if self.runner is not None:
+                self.runner.requests = Requests()
+            return
+        self.runner = ToolRunner(self.call, actions, self.clock)
+
+    def specs(self) -> list[dict]:
+        return self.runner.specs() if self.runner is not None else []
+
+    @property
+    def requests(self) -> Requests:
+        return self.runner.requests if self.runner is not None else Requests()
+
+    async def run_round(self, result: LLMResult, say_filler: Callable[[], Awaitable[object]]) -> list[dict]:
+        """Run the calls of one LLM round; return the assistant message that asked for them and
+        one ``tool`` message per call (what the next LLM request needs, and the history keeps)."""
+        calls = result.tool_calls[:MAX_CALLS_PER_ROUND]
+        asked = {"role": "assistant", "content": result.text or None, "tool_calls": [
+            {"id": c.id or f"call_{i}", "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for i, c in enumerate(calls)]}
+        messages = [asked]
+        filler_said = False
+
+        async def filler_once() -> None:
+            nonlocal filler_said
+            if not filler_said:
+                filler_said = True
+                await say_filler()
+
+        for i, call in enumerate(calls):
+            outcome = await self.runner.run_with_filler(call, filler_once)
+            messages.append({"role": "tool", "tool_call_id": call.id or f"call_{i}", "content": outcome.content})
+        return messages
+
+    async def save(self, call_record_id: int | None, turn_index: int) -> None:
+        records = self.requests.records
+        if call_record_id is None or not records:
+            return
+        try:
+            await sync_to_async(_save)(call_record_id, turn_index, list(records))
+        except Exception:  # noqa: BLE001 - a record must never break a call
+            log.exception("could not store the tool calls of turn %s", turn_index)
+        records.clear()
