@@ -99,3 +99,6 @@ class BridgeNodeAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+from .actions.admin import WebhookDeliveryAdmin  # noqa: E402,F401  (issue 16: the delivery log)

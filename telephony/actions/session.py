@@ -4,6 +4,7 @@ ToolCall rows of the turn. Kept out of agent.py so the pipeline only sees four c
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -86,3 +87,16 @@ class CallTools:
         except Exception:  # noqa: BLE001 - a record must never break a call
             log.exception("could not store the tool calls of turn %s", turn_index)
         records.clear()
+
+    def after_call(self, call_record_id: int | None) -> asyncio.Task | None:
+        """Queue the post-call webhook and try it once; retries are the worker's (webhooks.worker)."""
+        if call_record_id is None:
+            return None
+
+        async def go() -> None:
+            from . import webhooks
+
+            if await webhooks.after_call(call_record_id) is not None:
+                await webhooks.deliver_due()
+
+        return asyncio.get_running_loop().create_task(go())

@@ -141,6 +141,7 @@ class VoicePipelineAgent:
         """Summary first (it is what the dashboard reads), then close provider connections; the
         bridge gives an ending agent about 2 s, so everything here is bounded."""
         await store.summarise_call(self.call.record_id, self.cfg.llm_model, self.cfg.voice_id)
+        self.tools.after_call(self.call.record_id)  # the webhook (extraction, delivery) in the background
         closers = [self.tts.aclose(), *(llm.aclose() for llm in self.llm_clients.values()),
                    *(t.aclose() for t in self.warm_tts.values() if t is not self.tts)]
         if self.stt is not None:
