@@ -5,13 +5,14 @@ Turn-taking (see offline_turn.py for why three signals):
 - a pre-roll of the last 0.4 s of audio is kept while nobody speaks, so a turn starts with the
   audio *before* the VAD was sure ("What" of "What are your hours?" is never cut);
 - StartOfTurn fires after 64 ms of speech (prompt enough for barge-in);
-- after ``pause_s`` (200 ms) of silence Whisper transcribes the turn and Smart Turn scores it; if the
-  sentence is complete, EndOfTurn (trigger "eot") goes out at once; if not, the agent waits up to
-  ``silence_s`` of silence (trigger "timeout"); speech resuming meanwhile discards the check.
-The campaign's vocabulary is ready as Whisper's prompt (``keyterms``/``use_context``), off by default
-because it measured worse (see DECODE). Whisper is not a
-streaming recogniser and costs ~0.1-0.3x the speech's duration in CPU: a few offline calls at once,
-not 100. A turn that transcribes to nothing (noise, a cough) emits no EndOfTurn.
+- from 120 ms of silence Whisper transcribes the turn and Smart Turn scores it; if the sentence is
+  complete, EndOfTurn (trigger "eot") goes out once the pause reaches ``pause_s`` (200 ms); if
+  not, the agent waits up to ``silence_s`` of silence (trigger "timeout"); speech resuming
+  meanwhile discards the check.
+Whisper is prompted with the campaign's vocabulary (``keyterms``/``use_context``; it measured best,
+see DECODE). It is not a streaming recogniser and costs ~0.25x the speech's duration in CPU (its
+encoder always sees a 30 s window): a few offline calls at once, not 100; the cloud path scales.
+A turn that transcribes to nothing (noise, a cough) emits no EndOfTurn.
 """
 
 from __future__ import annotations
@@ -43,13 +44,13 @@ _SMART_TURN = ThreadPoolExecutor(1, thread_name_prefix="smart-turn")
 _model = None
 _model_lock = threading.Lock()
 PAD_S = 0.2  # silence around the turn for Whisper: it mishears words that touch the clip's edges
-# Decoding settings, chosen by `python -m telephony.bench.offline` (WER on the phone-band set):
-# beam 1 is as accurate as beam 5 here at a fraction of the CPU, and prompting tiny.en with the
-# campaign's vocabulary made it *worse* (Piper speech 1 % -> 17 % WER: it starts echoing the list),
-# so the prompt is kept (use_context) but only passed when OFFLINE_WHISPER_PROMPT=1.
-# temperature 0 only: no sampling fallback, which re-decodes (slow) and makes transcripts vary.
+# Decoding settings, chosen by `python -m telephony.bench.offline` (WER on 64 phone-band clips):
+# beam 1 + the campaign's vocabulary as the prompt measured best (25.7 % vs 27.5 % without a prompt
+# and 26.7 % with beam 5, at the same RTF ~0.26). Temperature 0 only: the sampling fallback re-decodes
+# (slow), makes transcripts vary, and with a prompt it hallucinated. OFFLINE_WHISPER_PROMPT=0 turns
+# the prompt off.
 DECODE = {"beam_size": 1, "temperature": 0.0}
-USE_PROMPT = os.environ.get("OFFLINE_WHISPER_PROMPT", "") == "1"
+USE_PROMPT = os.environ.get("OFFLINE_WHISPER_PROMPT", "1") != "0"
 
 
 def model_dir() -> Path:
@@ -103,12 +104,16 @@ class OfflineSTTSession(STTSession):
     SPEECH_P, SILENCE_P = 0.5, 0.35  # hysteresis on the VAD probability
 
     def __init__(self, fmt: AudioFormat, silence_s: float = 0.8, pause_s: float = 0.2,
-                 prompt: str | None = None) -> None:
+                 prompt: str | None = None, decode_s: float = 0.12) -> None:
         if fmt.encoding not in ("mulaw", "alaw", "linear16"):
             raise STTError(f"unsupported encoding {fmt.encoding}", kind="bad_request", provider="offline")
         self.fmt = fmt
         self.silence_s = silence_s
         self.pause_s = pause_s
+        # the decode starts a little before the pause is long enough to end the turn (it takes
+        # ~0.3-0.5 s): a complete sentence's reply is then ready ~80 ms sooner; speech resuming in
+        # between only wastes that decode
+        self.decode_s = min(decode_s, pause_s)
         self.prompt = prompt
         self.vad = offline_turn.SileroVAD(8000)
         self._to8k = Resampler(fmt.sample_rate, 8000) if fmt.encoding == "linear16" else None
@@ -126,6 +131,7 @@ class OfflineSTTSession(STTSession):
         self._checking = False  # a check is in flight (or was made) for this pause
         self._forced = -1  # the check generation whose long silence was reached
         self._result: tuple[int, str, tuple[Word, ...]] | None = None  # the last "incomplete" decision
+        self._done: tuple[int, str, tuple[Word, ...]] | None = None  # a "complete" decision made early
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
         # (transcript, Smart Turn probability, ended) per pause: what was decided, for logs and tests
@@ -178,6 +184,9 @@ class OfflineSTTSession(STTSession):
             return
         silent = end - self._last_voiced
         gen = self._check_gen
+        if silent >= self.pause_s and self._done is not None and self._done[0] == gen:
+            self._close(self._done[1], self._done[2], trigger="eot")  # decoded early, now the pause is long enough
+            return
         if silent >= self.silence_s and self._forced != gen:
             self._forced = gen  # long silence: the turn ends whatever the grammar says
             if self._result is not None and self._result[0] == gen:
@@ -185,7 +194,7 @@ class OfflineSTTSession(STTSession):
             elif not self._checking:
                 self._finish()
             # else: the check in flight closes the turn when it returns
-        elif silent >= self.pause_s and not self._checking and self._forced != gen:
+        elif silent >= self.decode_s and not self._checking and self._forced != gen:
             self._checking = True
             self._spawn(self._check(gen))
 
@@ -230,8 +239,10 @@ class OfflineSTTSession(STTSession):
         log.debug("offline STT pause: %r smart=%s complete=%s", text, smart, done)
         if not current:
             return  # the caller went on talking (or the turn was already closed)
-        if done:
+        if done and self._samples / 8000.0 - self._last_voiced >= self.pause_s:
             self._close(text, words, trigger="eot")
+        elif done:
+            self._done = (gen, text, words)  # complete: it ends the turn once the pause reaches pause_s
         elif self._forced == gen:
             self._close(text, words, trigger="timeout")
         else:
@@ -256,7 +267,7 @@ class OfflineSTTSession(STTSession):
         self._speaking = False
         self._preroll.clear()
         self._speech_run = 0
-        self._result = None
+        self._result = self._done = None
         self._turn_index = index + 1
         self._spawn(run())
 
@@ -264,7 +275,7 @@ class OfflineSTTSession(STTSession):
         index, start = self._turn_index, self._turn_start
         self._speaking = False
         self._speech_run = 0
-        self._result = None
+        self._result = self._done = None
         if text:
             self._turn_index = index + 1
         self._emit_end(index, start, text, words, trigger)

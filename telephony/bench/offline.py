@@ -188,8 +188,10 @@ def _django(var_dir: str) -> None:
     call_command("migrate", verbosity=0)
 
 
-async def calls_round(n: int, question: bytes) -> dict:
-    """``n`` offline calls, started 0.3 s apart; each caller asks after the greeting."""
+async def calls_round(n: int, question: bytes, spread_s: float) -> dict:
+    """``n`` offline calls started ``spread_s / n`` apart (min 0.3 s); each caller asks after the
+    greeting, so with a small spread every question ends at almost the same moment (the worst case
+    for a per-utterance recogniser) and with a larger one turns overlap as on a real line."""
     import psutil
     from asgiref.sync import sync_to_async
 
@@ -220,8 +222,8 @@ async def calls_round(n: int, question: bytes) -> dict:
         agents.append(agent)
         calls.append(call)
         tasks.append(asyncio.create_task(agent.run(call)))
-        await asyncio.sleep(0.3)
-    deadline = time.monotonic() + 25
+        await asyncio.sleep(max(0.3, spread_s / n))
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not all(a.turns for a in agents):
         await asyncio.sleep(0.2)
     for c in calls:
@@ -233,13 +235,14 @@ async def calls_round(n: int, question: bytes) -> dict:
     turns = [t for a in agents for t in a.turns[:1]]
     m2e = [t["mouth_to_ear_ms"] for t in turns if t.get("mouth_to_ear_ms") is not None]
     answered = sum(1 for t in turns if "9 am to 1 pm" in (t.get("agent_text") or ""))
-    res = {"calls": n, "turns": len(turns), "answered": answered,
+    res = {"calls": n, "spread_s": spread_s, "turns": len(turns), "answered": answered,
            "mouth_to_ear_p50_ms": pct(m2e, 50), "mouth_to_ear_p95_ms": pct(m2e, 95),
            "eot_received_p50_ms": pct([t["eot_received_ms"] for t in turns if t.get("eot_received_ms")], 50),
            "tts_first_audio_p50_ms": pct([t["tts_first_audio_ms"] for t in turns if t.get("tts_first_audio_ms")], 50),
            "cpu_per_call_pct": round(100 * cpu_s / wall / n, 1),
            "transcripts": sorted({t["user_text"] for t in turns})[:5]}
-    print(f"  {n:3d} calls: mouth-to-ear p50 {res['mouth_to_ear_p50_ms']} ms p95 {res['mouth_to_ear_p95_ms']} ms "
+    print(f"  {n:3d} calls, questions over {spread_s:4.1f} s: mouth-to-ear p50 {res['mouth_to_ear_p50_ms']} ms "
+          f"p95 {res['mouth_to_ear_p95_ms']} ms "
           f"(EndOfTurn p50 {res['eot_received_p50_ms']} ms, first TTS audio p50 {res['tts_first_audio_p50_ms']} ms); "
           f"answered {answered}/{len(turns)}; CPU/call {res['cpu_per_call_pct']} %", flush=True)
     return res
@@ -250,6 +253,7 @@ def main() -> None:
     p.add_argument("--calls", default="1,10")
     p.add_argument("--quick", action="store_true", help="half the sentences, two settings")
     p.add_argument("--calls-only", action="store_true", help="skip the WER and voice measurements")
+    p.add_argument("--spread", default="0,10", help="seconds over which the callers' questions are spread")
     args = p.parse_args()
     _django(tempfile.mkdtemp(prefix="offline-bench-"))
     texts = SENTENCES[:8] if args.quick else SENTENCES
@@ -270,7 +274,10 @@ def main() -> None:
         question = await PiperTTS("bench").synthesize("What are your opening hours on Saturday?", MULAW_8K)
         await pool().close()
         print("Offline calls (question answered from the campaign prompt):", flush=True)
-        result["calls"] = [await calls_round(int(n), question) for n in args.calls.split(",")]
+        result["calls"] = []
+        for n in args.calls.split(","):
+            for spread in ([0.0] if int(n) == 1 else [float(x) for x in args.spread.split(",")]):
+                result["calls"].append(await calls_round(int(n), question, spread))
         return result
 
     result = asyncio.run(run())

@@ -115,3 +115,19 @@ def _drain(s) -> list:
     while not s._events.empty():
         out.append(s._events.get_nowait())
     return out
+
+
+async def test_a_complete_sentence_decoded_early_still_waits_for_the_pause():
+    """The decode starts at 120 ms of silence; the turn ends only once the pause reaches 200 ms."""
+    speech = await espeak_mulaw("Thursday morning works for me.")
+    s = await OfflineSTT().open(MULAW_8K)
+    try:
+        await feed(s, silence(0.5) + speech + silence(0.16))
+        _, _, complete = await asyncio.wait_for(s.decisions.get(), 60)
+        assert complete
+        assert [e.kind for e in _drain(s)] == ["StartOfTurn"]  # 160 ms of silence: not yet
+        await feed(s, silence(0.1))
+        events = await asyncio.wait_for(_events_until_end(s), 60)
+    finally:
+        await s.close()
+    assert events[-1].trigger == "eot"
