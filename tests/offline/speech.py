@@ -31,6 +31,15 @@ def first_voiced(mulaw: bytes, threshold: int = 300) -> float:
     return float(idx[0]) / 8000 if len(idx) else 0.0
 
 
+def trim_tail(mulaw: bytes, threshold: int = 300) -> bytes:
+    """The clip without its trailing quiet (engines end their files with silence)."""
+    from telephony.codecs import g711
+
+    pcm = np.abs(g711.ulaw_decode(mulaw).astype(np.int32))
+    idx = np.flatnonzero(pcm > threshold)
+    return mulaw[: int(idx[-1]) + 160] if len(idx) else mulaw
+
+
 async def feed(session, audio: bytes, frame: int = 160) -> None:
     for i in range(0, len(audio), frame):
         await session.send(audio[i:i + frame])

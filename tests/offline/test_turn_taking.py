@@ -119,13 +119,18 @@ def _drain(s) -> list:
 
 async def test_a_complete_sentence_decoded_early_still_waits_for_the_pause():
     """The decode starts at 120 ms of silence; the turn ends only once the pause reaches 200 ms."""
-    speech = await espeak_mulaw("Thursday morning works for me.")
+    from .speech import trim_tail
+
+    speech = trim_tail(await espeak_mulaw("Thursday morning works for me."))
     s = await OfflineSTT().open(MULAW_8K)
     try:
-        await feed(s, silence(0.5) + speech + silence(0.16))
+        await feed(s, silence(0.5) + speech)
+        while s.audio_seconds - s._last_voiced < s.decode_s:  # stop feeding as soon as the decode starts
+            await feed(s, silence(0.02))
+        assert s.audio_seconds - s._last_voiced < s.pause_s
         _, _, complete = await asyncio.wait_for(s.decisions.get(), 60)
         assert complete
-        assert [e.kind for e in _drain(s)] == ["StartOfTurn"]  # 160 ms of silence: not yet
+        assert [e.kind for e in _drain(s)] == ["StartOfTurn"]  # the pause is not long enough yet
         await feed(s, silence(0.1))
         events = await asyncio.wait_for(_events_until_end(s), 60)
     finally:
