@@ -16,6 +16,7 @@ from pathlib import Path
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from campaigns.outbound import route
 from telephony import services
 from telephony.agents import AGENTS
 from telephony.bridge.accounts import LiveAccounts
@@ -27,6 +28,7 @@ from telephony.media.fleet import FleetGateway
 from telephony.media.gateway import GatewayHooks
 from telephony.metrics.runtime import ProcessRuntime
 from telephony.sip.policy import SipPolicy
+from telephony.sip.uac import OutboundTarget
 
 log = logging.getLogger("telephony.bridge")
 
@@ -79,7 +81,8 @@ class BridgeRunner:
         self.node = BridgeNodeLease(host=host, port=port, advertised=self.advertise, beat_s=node_beat_s,
                                     max_calls=max_calls, live_calls=lambda: self.gateway.active_calls)
         hooks = GatewayHooks(on_call_started=self._started, on_call_answered=self._answered,
-                             on_call_ended=self._ended, lookup_ha1=self.accounts.ha1,
+                             on_call_ended=self._ended, transfer_target=self._transfer_target,
+                             lookup_ha1=self.accounts.ha1,
                              open_mode=self.accounts.open_mode)
         # FleetGateway = the front door plus --trusted-proxy and draining (inert without them)
         self.gateway = FleetGateway(
@@ -189,6 +192,15 @@ class BridgeRunner:
             await self.outbound.ended(call)
         if updated != 1:
             log.error("call %s: Call record %s was not finalised", call.call_id, call.record_id)
+
+    async def _transfer_target(self, call: LiveCall, target: str) -> OutboundTarget:
+        """Where a transfer goes: the outbound routing rules (a number only through the campaign's
+        trunk and its allowed prefixes, never a DNC number; a SIP URI; a registered extension)."""
+        plan = await sync_to_async(route)(target, call.campaign_id)
+        dest = await self.outbound.target_for(plan)
+        dest.extra = {"campaign_id": call.campaign_id, "contact_id": None, "variables": {},
+                      "trunk_id": plan.trunk.get("id"), "route": plan.kind}
+        return dest
 
     def status(self) -> dict:
         gw = self.gateway

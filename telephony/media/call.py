@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from telephony.rtp.session import RtpSession
 
 from .contract import CallEvent, DtmfEvent, HangupEvent
+
+
+class TransferFailed(RuntimeError):
+    """The call could not be transferred (target refused by the rules, REFER refused and the
+    bridged leg not answered, ...): the caller is still on the call with the agent."""
 
 
 @dataclass
@@ -46,6 +51,8 @@ class LiveCall:
         self.ended = asyncio.Event()
         self.end_reason: str | None = None
         self.answered_at: float | None = None
+        # set by the gateway once the call is up (telephony.media.transfer): target -> how it went
+        self.transferer: Callable[[str], Awaitable[str]] | None = None
         session.on_dtmf = self._on_dtmf
 
     # --- for the bridge -----------------------------------------------------------------
@@ -55,6 +62,11 @@ class LiveCall:
     def dtmf(self, digit: str) -> None:
         """A digit that came by signalling (SIP INFO) rather than RFC 4733: the agent sees the same event."""
         self._on_dtmf(digit)
+
+    def end_now(self, reason: str) -> None:
+        """BYE at once, without letting queued audio play (a bridged leg whose partner left)."""
+        if not self.ended.is_set():
+            self._request_hangup(reason)
 
     def mark_ended(self, reason: str) -> None:
         if self.ended.is_set():
@@ -98,3 +110,12 @@ class LiveCall:
         await asyncio.sleep(0.06)  # the last frames leave on the next ticks
         if not self.ended.is_set():
             self._request_hangup(reason)
+
+    async def transfer(self, target: str) -> str:
+        """Transfer the caller to ``target`` (a number, SIP URI or extension the runner routes):
+        REFER first, else dial the target and bridge the two calls. Returns "transferred" (REFER
+        worked: this call has ended) or "bridged" (the agent is replaced by the relay); raises
+        ``TransferFailed`` when neither worked and the call goes on with the agent."""
+        if self.transferer is None:
+            raise TransferFailed("this call cannot be transferred")
+        return await self.transferer(target)

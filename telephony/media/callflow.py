@@ -26,7 +26,7 @@ from telephony.sip.info import DTMF_TYPES, dtmf_from_info
 from telephony.sip.message import SipMessage, new_tag, uri_of, user_of
 
 log = logging.getLogger("telephony.bridge")
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE"
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE, NOTIFY"
 MIN_SE = 90  # RFC 4028 minimum session interval
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -205,7 +205,7 @@ class CallFlow:
     async def _run_agent(self, dlg: Dialog) -> None:
         call = dlg.call
         try:
-            agent = self.agent_factory(call)
+            agent = self._agent_for(dlg)  # the runner's agent, or a transfer leg's relay (media.transfer)
             await agent.run(call)
         except asyncio.CancelledError:
             raise

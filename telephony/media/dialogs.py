@@ -10,6 +10,7 @@ from pathlib import Path
 from telephony.media.call import CallInfo, LiveCall
 from telephony.media.recording import StereoRecorder
 from telephony.sip.message import SipMessage
+from telephony.sip.uac import OutboundTarget
 
 
 @dataclass
@@ -19,6 +20,8 @@ class GatewayHooks:
     on_call_started: Callable[[CallInfo], Awaitable[dict]] | None = None  # -> {"record_id", "campaign_id", ...}
     on_call_answered: Callable[[LiveCall], Awaitable[None]] | None = None
     on_call_ended: Callable[[LiveCall, dict, Path | None], Awaitable[None]] | None = None
+    # a transfer target the agent named -> where to REFER and dial (raises when the rules refuse it)
+    transfer_target: Callable[[LiveCall, str], Awaitable[OutboundTarget]] | None = None
     lookup_ha1: Callable[[str], str | None] = lambda user: None
     open_mode: Callable[[], bool] = lambda: True
 
@@ -69,3 +72,4 @@ class Dialog:
     routes: list = field(default_factory=list)
     media_started: bool = False  # the RTP session is on the media clock (early media or answer)
     responses: asyncio.Queue | None = None  # INVITE responses for the dialling coroutine (UAC, early)
+    cancel_asked: bool = False  # UAC, ringing: stop now (the transfer's caller hung up), CANCEL as at the ring timeout

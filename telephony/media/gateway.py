@@ -24,6 +24,7 @@ from telephony.media.call import LiveCall
 from telephony.media.callflow import ALLOW, CallFlow
 from telephony.media.dialogs import Dialog, GatewayHooks
 from telephony.media.outbound import DialResult, OutboundMixin
+from telephony.media.transfer import TransferMixin
 from telephony.rtp.clock import MediaClock
 from telephony.sip import replies
 from telephony.sip.auth import AuthResult, DigestAuth
@@ -38,7 +39,7 @@ log = logging.getLogger("telephony.bridge")
 __all__ = ["DialResult", "GatewayHooks", "SIPMediaGateway"]
 
 
-class SIPMediaGateway(OutboundMixin, CallFlow):
+class SIPMediaGateway(TransferMixin, OutboundMixin, CallFlow):
     def __init__(self, *, host: str = "127.0.0.1", port: int = 5060, rtp_ports: tuple[int, int] = (10000, 20000),
                  agent_factory: Callable[[LiveCall], object], hooks: GatewayHooks | None = None,
                  max_calls: int = 100, rtp_timeout_s: float = 30.0, ring_ms: int = 0, realm: str = "talky",
@@ -76,6 +77,7 @@ class SIPMediaGateway(OutboundMixin, CallFlow):
         self.registrations: dict = {}  # REGISTER Call-ID -> TrunkRegistration (telephony.media.registration)
         # call-id -> (answered, retransmitting task, peer IP): our BYE until its final response
         self._pending_bye: dict[str, tuple[asyncio.Event, asyncio.Task, str]] = {}
+        self._refers, self._transfers = {}, {}  # at most one REFER / transfer per dialog (media.transfer)
         self.stats = {"invites": 0, "answered": 0, "ended": 0, "rejected": 0, "bad_messages": 0, "registers": 0,
                       "flood_dropped": 0, "scanners_dropped": 0, "rate_limited": 0, "auth_failures": 0,
                       "locked_out": 0, "outbound": 0}
@@ -211,7 +213,7 @@ class SIPMediaGateway(OutboundMixin, CallFlow):
                 return
         handler = {"INVITE": self._on_invite, "ACK": self._on_ack, "BYE": self._on_bye, "CANCEL": self._on_cancel,
                    "OPTIONS": self._on_options, "REGISTER": self._on_register, "INFO": self._on_info,
-                   "UPDATE": self._on_update}.get(req.method or "")
+                   "UPDATE": self._on_update, "NOTIFY": self._on_notify}.get(req.method or "")
         if handler is None:
             self._respond(req, 405, extra=[("Allow", ALLOW)], src=src)
             return
@@ -271,5 +273,8 @@ class SIPMediaGateway(OutboundMixin, CallFlow):
         pending = self._pending_bye.get(resp.call_id)
         if pending is not None and resp.cseq[1] == "BYE" and (resp.status or 0) >= 200 and pending[2] == src[0]:
             pending[0].set()
+            return
+        if resp.cseq[1] == "REFER":
+            self._on_refer_response(resp, src)  # our transfer's REFER (telephony.media.transfer)
             return
         self._on_uac_response(resp, src)  # responses to calls we place (telephony.media.outbound)

@@ -120,10 +120,11 @@ class OutboundMixin:
             if dlg.state == "ended":  # the bridge is stopping (aclose) or the call was torn down
                 return DialResult("failed", 0, "ended before an answer")
             now = loop.time()
-            if not cancelled and now >= ring_deadline:
+            if not cancelled and (now >= ring_deadline or dlg.cancel_asked):
                 cancelled = True
                 self._send(uac.cancel_for(invite).serialize(), dlg.src)
-                step(f"CANCEL after {ring_timeout_s:g} s of ringing")
+                step("CANCEL (the call is no longer wanted)" if dlg.cancel_asked
+                     else f"CANCEL after {ring_timeout_s:g} s of ringing")
                 ring_deadline = now + 64 * timers.T1  # for the 487
                 interval, sent_at = timers.T1, now
             elif cancelled and now >= ring_deadline:
@@ -279,7 +280,7 @@ class OutboundMixin:
         if self.hooks.on_call_answered:
             await self.hooks.on_call_answered(call)
         if dlg.state == "confirmed":
-            mode = call.context.get("amd_mode", "off")
+            mode = "off" if call.info.extra.get("transfer_of") else call.context.get("amd_mode", "off")
             dlg.agent_task = asyncio.create_task(self._amd_then_agent(dlg, mode) if mode in ("hangup", "message")
                                                  else self._run_agent(dlg))
         return True

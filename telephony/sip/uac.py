@@ -78,7 +78,7 @@ def build_invite(target: OutboundTarget, *, call_id: str, from_tag: str, cseq: i
         ("to", f"<{target.to_uri or target.request_uri}>"),
         ("call-id", call_id), ("cseq", f"{cseq} INVITE"),
         ("contact", f"<sip:{target.from_user}@{host}:{port}>"),
-        ("allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE"), ("supported", "timer"),
+        ("allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, NOTIFY"), ("supported", "timer"),
         ("user-agent", "TalkyAI"), ("content-type", "application/sdp"),
     ]
     if target.pai:
