@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import logging
 import uuid
+from collections.abc import Callable
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -140,7 +141,7 @@ def _has_webhook(call_id: int) -> bool:
 
 
 # --- delivering ------------------------------------------------------------------------------
-def _claim(now: dt.datetime, limit: int) -> list[tuple[int, str, bytes, int | None]]:
+def _claim(now: dt.datetime, limit: int) -> list[tuple[int, str, bytes, str, str]]:
     from django.db.models import Q
 
     from campaigns.tools import signing_secret
@@ -188,14 +189,58 @@ async def deliver_due(now: dt.datetime | None = None, limit: int = 20) -> int:
     return len(claimed)
 
 
-async def worker(stop: asyncio.Event, interval_s: float = 5.0) -> None:
-    """The background task (bridge or web process): deliver what is due until ``stop``."""
+async def worker(stop: asyncio.Event, interval_s: float = 5.0, wake: asyncio.Event | None = None,
+                 on_round: Callable[[int], None] | None = None) -> None:
+    """The background task (bridge or web process): deliver what is due until ``stop``. ``wake``
+    runs a round at once instead of at the next interval; ``on_round(attempted)`` follows each."""
+    wake = wake or asyncio.Event()
     while not stop.is_set():
+        attempted = 0
         try:
-            await deliver_due()
+            attempted = await deliver_due()
         except Exception:  # noqa: BLE001 - keep delivering after a database hiccup
             log.exception("webhook delivery round failed")
+        if on_round is not None:
+            on_round(attempted)
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
         try:
-            await asyncio.wait_for(stop.wait(), interval_s)
-        except TimeoutError:
-            pass
+            await asyncio.wait(waiters, timeout=interval_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+        wake.clear()
+
+
+class WebhookWorker:
+    """``worker()`` as a task the bridge runner owns: started with the bridge, stopped (after the
+    round in flight) before it closes. ``wake()`` runs a round now; ``rounds`` counts them and
+    ``round_done`` is set after each, so a test waits for an event rather than a clock."""
+
+    def __init__(self, interval_s: float = 5.0) -> None:
+        self.interval_s = interval_s
+        self.rounds = 0
+        self.attempted = 0  # deliveries attempted by all rounds
+        self.round_done = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(
+            worker(self._stop, self.interval_s, self._wake, self._counted))
+
+    def _counted(self, attempted: int) -> None:
+        self.rounds += 1
+        self.attempted += attempted
+        self.round_done.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, 15)  # a POST in flight is bounded by its 10 s timeout
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()

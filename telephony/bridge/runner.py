@@ -94,6 +94,7 @@ class BridgeRunner:
         self.control = None  # loopback control channel (manage.py dial), run_sip_bridge only
         self.dialer = None  # the campaign dialer (telephony.bridge.dialer): on in run_sip_bridge
         self.dialer_enabled = dialer
+        self.webhooks = None  # the post-call webhook retry worker (WEBHOOK_WORKER), started with the bridge
 
     async def start(self) -> None:
         """Load accounts, claim a node row and finalise what dead bridges left open, then listen."""
@@ -123,6 +124,11 @@ class BridgeRunner:
             self.dialer = Dialer(node=self.node.name, place=self.outbound.place,
                                  node_timeout_s=settings.SIP_NODE_TIMEOUT_S)
             self.dialer.start()
+        if settings.WEBHOOK_WORKER:  # retries of pending deliveries; its ORM work runs in worker threads
+            from telephony.actions.webhooks import WebhookWorker
+
+            self.webhooks = WebhookWorker()
+            self.webhooks.start()
         if self.publish_heartbeat:
             from telephony.bridge.control import ControlServer
 
@@ -142,6 +148,8 @@ class BridgeRunner:
         await self.accounts.stop()
         if self.dialer is not None:
             await self.dialer.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         if self.control is not None:
             await self.control.stop()
         await self.outbound.stop()
