@@ -9,6 +9,7 @@ from django.utils.safestring import mark_safe
 
 from aioptions.inputs import PK_MAX
 
+from .actions.selectors import tool_calls_by_turn
 from .dashboard import callpage, selectors, svg
 
 
@@ -37,6 +38,9 @@ def call_detail(request, call_id: int):
     call, turns = _call_or_404(call_id)
     ctx = {"call": call, "turns": turns, "chart": mark_safe(svg.waterfall(turns)) if turns else ""}
     ctx.update(callpage.call_page(call, turns))
+    tools = tool_calls_by_turn(call.pk)  # issue 16: each turn's tool calls, under its agent line
+    for view in ctx["turn_views"]:
+        view.tool_calls = tools.get(view.turn.index, [])
     return render(request, "telephony/call_detail.html", ctx)
 
 

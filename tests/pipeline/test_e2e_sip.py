@@ -40,7 +40,9 @@ r = c.get("/calls/")
 print("list", r.status_code, str(call.pk) in r.content.decode())
 r = c.get(f"/calls/{call.pk}/")
 html = r.content.decode()
-print("detail", r.status_code, "waterfall", 'class="chart waterfall"' in html, html[html.find("Agent:"):][:200])
+turn = html[html.find('id="turn-0"'):]  # the first turn's agent line on the reworked call page
+agent = turn.find('<span class="who">Agent</span>')
+print("detail", r.status_code, "waterfall", 'class="chart waterfall"' in html, turn[agent:][:200] if agent >= 0 else "")
 """
 
 
