@@ -217,15 +217,23 @@ class OfflineSTTSession(STTSession):
         up = Resampler(8000, 16000)
         return np.concatenate([up.process(audio), up.flush()]).astype(np.int16)
 
+    def _decode_if_current(self, gen: int, pcm16: np.ndarray, start: float, prompt: str | None):
+        """On the Whisper thread: skip a check the caller made stale (talking on) while it queued
+        behind other calls' decodes; under load most wasted work is exactly that."""
+        return transcribe(pcm16, start, prompt) if gen == self._check_gen else None
+
+    def _score_if_current(self, gen: int, pcm16: np.ndarray) -> float | None:
+        return offline_turn.smart_turn_probability(pcm16) if gen == self._check_gen else None
+
     async def _check(self, gen: int) -> None:
         """At a short pause: transcribe and score the turn so far; end it if it is complete."""
         try:
             pcm16 = self._audio16k()
             # both at once: Smart Turn (~0.1 s, one thread) hides behind Whisper (two threads)
             loop = asyncio.get_running_loop()
-            (text, words), smart = await asyncio.gather(
-                loop.run_in_executor(_WHISPER, transcribe, pcm16, self._turn_start, self._prompt()),
-                loop.run_in_executor(_SMART_TURN, offline_turn.smart_turn_probability, pcm16))
+            decoded, smart = await asyncio.gather(
+                loop.run_in_executor(_WHISPER, self._decode_if_current, gen, pcm16, self._turn_start, self._prompt()),
+                loop.run_in_executor(_SMART_TURN, self._score_if_current, gen, pcm16))
         except Exception as exc:  # noqa: BLE001
             log.exception("offline recogniser failed")
             self._emit(STTError(f"offline recogniser failed: {exc}", kind="server", provider="offline"))
@@ -233,6 +241,9 @@ class OfflineSTTSession(STTSession):
         finally:
             if gen == self._check_gen:
                 self._checking = False
+        if decoded is None:
+            return  # stale before its turn in the queue came: never decoded
+        text, words = decoded
         done = offline_turn.end_of_turn(text, smart)
         current = gen == self._check_gen and self._speaking
         self.decisions.put_nowait((text, smart, done and current))
