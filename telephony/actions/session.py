@@ -1,6 +1,7 @@
 """A call's tools between the agent and the runner: the per-turn config refresh, one round of
 tool calls (results appended as ``tool`` messages, in the order the model asked), and the
-ToolCall rows of the turn. Kept out of agent.py so the pipeline only sees four calls."""
+ToolCall rows of the turn, and the transfer a built-in asked for. Kept out of the pipeline so it
+only sees a few calls."""
 
 from __future__ import annotations
 
@@ -77,6 +78,19 @@ class CallTools:
             outcome = await self.runner.run_with_filler(call, filler_once)
             messages.append({"role": "tool", "tool_call_id": call.id or f"call_{i}", "content": outcome.content})
         return messages
+
+    async def transfer(self, target: str, note: Callable[[str], None],
+                       say: Callable[[str], Awaitable[object]]) -> None:
+        """After "putting you through" was heard: REFER, or dial and bridge (telephony.media.transfer).
+        Bridged, the agent is replaced by the relay (this task is cancelled); failed, the caller
+        stays with the agent, which says so."""
+        try:
+            how = await self.call.transfer(target)
+            log.info("call %s: transfer to %s: %s", getattr(self.call, "call_id", "?"), target[:80], how)
+        except Exception as exc:  # noqa: BLE001 - the caller stays with the agent
+            log.warning("call %s: transfer failed (%s)", getattr(self.call, "call_id", "?"), type(exc).__name__)
+            note(f"transfer failed: {str(exc)[:120]}")
+            await say("Sorry, I could not transfer you. How else can I help?")
 
     async def save(self, call_record_id: int | None, turn_index: int) -> None:
         records = self.requests.records

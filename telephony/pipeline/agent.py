@@ -4,7 +4,8 @@ LLM -> speakable pieces -> TTS -> paced RTP, every turn records its waterfall at
 The jobs around it live in their own modules: supervisor.py (a recogniser that always listens),
 live.py (config changes applied mid-call: Flux Configure, prewarming), fillers.py (no dead air:
 filler, apology, goodbye timed from the end of speech), llmflow.py (the LLM fallback chain),
-voiceclock.py (the bridge's audio clock, the zero of every deadline and waterfall)."""
+voiceclock.py (the bridge's audio clock, the zero of every deadline and waterfall), turnloop.py
+(a committed turn to its spoken, recorded reply) and telephony.actions.session (tools, transfer)."""
 
 from __future__ import annotations
 
@@ -13,17 +14,15 @@ import logging
 import time
 
 from aioptions.providers import factory
-from aioptions.providers.base import ALAW_8K, MULAW_8K, LLMError, STTError, TurnEvent
-from telephony.actions.session import MAX_ROUNDS, CallTools
+from aioptions.providers.base import ALAW_8K, MULAW_8K, STTError, TurnEvent
+from telephony.actions.session import CallTools
 from telephony.media.contract import DtmfEvent, HangupEvent
 
 from . import fillers, store
-from .chunker import SpeakableChunker
-from .fillers import TurnDeadlines
 from .live import LiveConfig
-from .llmflow import LLMChainExhausted, llm_deltas
 from .speech import SpokenReply
 from .supervisor import STTSupervisor
+from .turnloop import TurnLoop
 from .turns import BargeIn, CancelSpeculative, Commit, StartSpeculative, TurnMachine
 from .voiceclock import VoiceClock
 
@@ -32,11 +31,7 @@ VOICE_RULES = ("\nSpeak in short, plain sentences for a phone call: no lists, no
                "done, say a short goodbye and end your reply with [END_CALL].")
 
 
-def _delta_ms(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None else round((b - a) * 1000.0, 1)
-
-
-class VoicePipelineAgent:
+class VoicePipelineAgent(TurnLoop):
     def __init__(self, call, options: dict | None = None, clock: fillers.Clock | None = None) -> None:
         self.call = call
         self.options = options or {}
@@ -238,163 +233,6 @@ class VoicePipelineAgent:
         self.barge_latencies.append((time.monotonic() - t0) * 1000)
         log.info("call %s: barge-in", self.call.call_id)
 
-    def _messages(self, user_text: str) -> list[dict]:
-        return [*self.history, {"role": "user", "content": user_text}]
-
-    def _start_speculative(self, transcript: str) -> None:
-        stream = self.open_stream(self.cfg.llm_provider, self.cfg.llm_model, self._messages(transcript))
-        buffered: list[str] = []
-
-        async def prefetch() -> None:  # text only: nothing is spoken or stored speculatively
-            try:
-                async for d in stream:
-                    buffered.append(d)
-            except LLMError:
-                pass
-
-        self.spec = (transcript, stream, buffered)
-        self.spec_task = asyncio.create_task(prefetch())
-
-    async def _cancel_speculative(self) -> None:
-        if self.spec is not None:
-            await self.spec[1].cancel()
-            if self.spec_task is not None:
-                self.spec_task.cancel()
-        self.spec, self.spec_task = None, None
-
-    async def _commit(self, action: Commit) -> None:
-        if self.reply_task is not None and not self.reply_task.done():
-            if self.reply is not None:
-                await self.reply.cancel()
-            self.reply_task.cancel()
-        spec = self.spec if action.promote else None
-        spec_task = self.spec_task if action.promote else None
-        self.spec, self.spec_task = None, None
-        # the deadlines start at the end of speech, before anything else of the turn runs
-        turn = self.cfg.turn
-        deadlines = TurnDeadlines(self.voice.speech_end(action.event), self.clock, turn.filler_ms / 1000.0,
-                                  turn.apology_ms / 1000.0)
-        self.reply_task = asyncio.create_task(self._turn(action, spec, spec_task, deadlines))
-
-    # --- a turn ----------------------------------------------------------------------------
-    async def _refresh_config(self) -> None:
-        try:
-            task = self._cfg_task or asyncio.create_task(store.resolve_config(self.call.campaign_id))
-            self.campaign, self.cfg = await task
-        except Exception:  # noqa: BLE001 - keep the previous config rather than fail the turn
-            log.exception("config refresh failed")
-        self._cfg_task = None
-        key = (self.cfg.tts_provider, self.cfg.voice_id)
-        if key != self.tts_key:
-            old = self.tts
-            self.tts = self.warm_tts.pop(key, None) or factory.build_tts(self.cfg)
-            self.tts_key = key
-            asyncio.create_task(old.aclose())
-        self.machine.eager_enabled = self.cfg.turn.eager_eot_threshold is not None
-        await self.live.apply_turn(self.cfg.turn)
-
-    async def _turn(self, action: Commit, spec, spec_task, deadlines: TurnDeadlines) -> None:
-        ev = action.event
-        index = self.turn_index
-        self.turn_index += 1
-        errors: list[str] = [*self.notes, *self.stt.take_faults()]
-        self.notes.clear()
-        filler_task = None
-        await self._refresh_config()
-        await self.tools.refresh()
-        speech_end = deadlines.speech_end
-        user_text = action.transcript
-        messages = self._messages(user_text)
-        self.history.append({"role": "user", "content": user_text})
-        reply = SpokenReply(self.call, self.tts, self.fmt, self._tts_fallback(errors), errors)
-        self.reply = reply
-        chunker = SpeakableChunker()
-        llm_requested = llm_first = None
-        used_model = (self.cfg.llm_provider, self.cfg.llm_model)
-        apologised = False
-
-        async def play_clip(text: str) -> bool:
-            audio = await fillers.clip(self.tts, self.fmt, text, self._offline_tts)
-            if not audio or reply.cancelled or (text == fillers.FILLER and reply.enqueued):
-                return False
-            reply.play_extra(audio)
-            errors.append(f"said {text!r} at {round((self.clock.now() - speech_end) * 1000)} ms")
-            return True
-
-        async def apologise() -> None:
-            nonlocal apologised
-            if not apologised and not reply.enqueued_speech:
-                apologised = True
-                await play_clip(fillers.APOLOGY)
-
-        async def tool_filler() -> None:  # a tool is slow: say so unless the caller is hearing something
-            if not self.call.playout_queued_bytes:
-                audio = await fillers.clip(self.tts, self.fmt, fillers.FILLER, self._offline_tts)
-                if audio and not reply.cancelled:
-                    reply.play_extra(audio)
-                    errors.append(f"said {fillers.FILLER!r} while a tool ran")
-
-        filler_task = asyncio.create_task(deadlines.filler_watch(lambda: bool(reply.enqueued),
-                                                                 lambda: play_clip(fillers.FILLER)))
-        tool_messages: list[dict] = []
-        try:
-            for rounds in range(MAX_ROUNDS + 1):  # a reply, or tool calls and then a reply built on them
-                last = None
-                async for delta, stream, model in llm_deltas(self, messages, spec, spec_task, errors, deadlines,
-                                                             apologise):
-                    last = stream
-                    if llm_requested is None:
-                        llm_requested, llm_first = stream.result.requested_at, stream.result.first_token_at
-                        used_model = model
-                    for piece in chunker.feed(delta):
-                        await reply.push(piece)
-                if last is None or not last.result.tool_calls or rounds == MAX_ROUNDS:
-                    break
-                filler_task.cancel()
-                spec = spec_task = None
-                for piece in chunker.flush():  # "Let me check." is said before the tool runs
-                    await reply.push(piece)
-                extra = await self.tools.run_round(last.result, tool_filler)
-                tool_messages += extra
-                messages = [*messages, *extra]
-            for piece in chunker.flush():
-                await reply.push(piece)
-            filler_task.cancel()
-            await reply.finish()
-            await reply.wait_played()
-        except LLMChainExhausted:
-            errors.append("llm: every provider failed")
-            chunker.hangup = True  # nothing can answer: the goodbye below ends the call
-            await reply.push(fillers.GOODBYE)
-            await reply.finish()
-            await reply.wait_played()
-        except asyncio.CancelledError:
-            reply.cancelled = True
-        finally:
-            filler_task.cancel()
-            heard = reply.heard_text()
-            barge = reply.barged
-            self.history += tool_messages
-            self.history.append({"role": "assistant", "content": heard or "(interrupted)"})
-            await self._record(index, ev, speech_end, user_text, heard, barge, action.eager, llm_requested,
-                               llm_first, reply, used_model, errors)
-            await self.tools.save(self.call.record_id, index)
-        asked = self.tools.requests
-        if asked.transfer_to and not reply.cancelled:
-            await self._transfer(asked.transfer_to)
-        elif (chunker.hangup or asked.hangup) and not reply.cancelled:
-            self._hangup_requested = True
-            await self.call.hangup("agent")
-
-    async def _transfer(self, target: str) -> None:
-        """After "putting you through" was heard: REFER, or dial and bridge (telephony.media.transfer)."""
-        try:
-            await self.call.transfer(target)
-        except Exception as exc:  # noqa: BLE001 - the caller stays with the agent
-            log.warning("call %s: transfer failed (%s)", self.call.call_id, type(exc).__name__)
-            self.note(f"transfer failed: {str(exc)[:120]}")
-            await self._speak("Sorry, I could not transfer you. How else can I help?")
-
     def _offline_tts(self):
         from aioptions import catalog
 
@@ -441,24 +279,3 @@ class VoicePipelineAgent:
             await reply.wait_played()
         except asyncio.CancelledError:
             reply.cancelled = True
-
-    async def _record(self, index, ev, speech_end, user_text, heard, barge, eager, llm_requested, llm_first, reply,
-                      used_model, errors) -> None:
-        def ms(t):
-            return None if t is None else round((t - speech_end) * 1000.0, 1)
-
-        fields = {
-            "index": index, "user_text": user_text, "agent_text": heard, "barge_in": barge, "eager": eager,
-            "llm_provider": used_model[0], "llm_model": used_model[1], "tts_provider": reply.tts.name,
-            "voice_id": reply.tts.voice_id, "eot_received_ms": ms(ev.received_at), "llm_request_ms": ms(llm_requested),
-            "llm_first_token_ms": ms(llm_first), "tts_request_ms": ms(reply.tts_request_at),
-            "tts_first_audio_ms": ms(reply.tts_first_audio_at), "first_rtp_ms": ms(reply.first_rtp_at),
-            "mouth_to_ear_ms": ms(reply.first_rtp_at),
-            "llm_ttft_ms": _delta_ms(llm_requested, llm_first),
-            "tts_ttfb_ms": _delta_ms(reply.tts_request_at, reply.tts_first_audio_at),
-            "errors": errors,
-        }
-        self.turns.append(fields)
-        log.info("call %s turn %d: %r -> %r (mouth-to-ear %s ms%s)", self.call.call_id, index, user_text, heard,
-                 fields["mouth_to_ear_ms"], ", barge-in" if barge else "")
-        await store.save_turn(self.call.record_id, fields)
