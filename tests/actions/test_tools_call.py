@@ -18,7 +18,8 @@ from tests.pipeline.fakecall import FakeCall
 
 from .toolserver import ToolServer
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# real-time calls (paced media, fake providers with real delays): not in the fast default
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def llm_reply(messages):

@@ -128,7 +128,7 @@ def test_barge_in_stops_the_greeting(asgi_server, tmp_path):  # noqa: F811
 SEED = """
 from django.conf import settings
 from campaigns.models import Campaign
-from tests.operator.seed import seed_call
+from tests.operator_pages.seed import seed_call
 print(seed_call(settings.MEDIA_ROOT, Campaign.objects.get(extension="100")).pk)
 """
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from telephony.dashboard import waveform
 from telephony.models import Call
-from tests.operator.seed import CALLER, GREETING, REPLIES, seed_call, write_wav
+from tests.operator_pages.seed import CALLER, GREETING, REPLIES, seed_call, write_wav
 
 pytestmark = pytest.mark.django_db
 

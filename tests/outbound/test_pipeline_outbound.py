@@ -9,7 +9,8 @@ from tests.pipeline.conftest import call_row, campaign, cloud  # noqa: F401 - fi
 from tests.pipeline.fakecall import FakeCall
 from tests.pipeline.test_agent import run_call
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# real-time calls (paced media, fake providers with real delays): not in the fast default
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 async def test_outbound_greeting_and_prompt(cloud, call_row, campaign):  # noqa: F811

@@ -12,7 +12,8 @@ from telephony.pipeline.agent import VoicePipelineAgent
 
 from .fakecall import FakeCall
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# real-time calls (paced media, fake providers with real delays): not in the fast default
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 EOT_MS, TTFT_MS, TTFB_MS = 250, 300, 90
 
 

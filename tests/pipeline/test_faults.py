@@ -17,7 +17,8 @@ from tests.fakes.cartesia_server import encode, tone, voice_frequency
 from .conftest import CARTESIA_KATIE
 from .fakecall import FakeCall, voiced
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# real-time calls (paced media, fake providers with real delays): not in the fast default
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 async def until(cond, timeout: float = 20.0) -> None:

@@ -10,6 +10,9 @@ from telephony.agents.echo import EchoAgent
 from telephony.media.gateway import GatewayHooks, SIPMediaGateway
 from telephony.sip.message import parse
 
+# real-time calls (paced media, provider or SIP timers): not in the fast default
+pytestmark = pytest.mark.slow
+
 SDP = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
        b"m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n")
 
