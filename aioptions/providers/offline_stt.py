@@ -9,9 +9,9 @@ Turn-taking (see offline_turn.py for why three signals):
   complete, EndOfTurn (trigger "eot") goes out once the pause reaches ``pause_s`` (200 ms); if
   not, the agent waits up to ``silence_s`` of silence (trigger "timeout"); speech resuming
   meanwhile discards the check.
-Whisper is prompted with the campaign's vocabulary (``keyterms``/``use_context``; it measured best,
-see DECODE). It is not a streaming recogniser and costs ~0.25x the speech's duration in CPU (its
-encoder always sees a 30 s window): a few offline calls at once, not 100; the cloud path scales.
+Whisper is prompted with the campaign's greeting (``use_context``; it measured best, see DECODE).
+It is not a streaming recogniser and costs ~0.25x the speech's duration in CPU (its encoder always
+sees a 30 s window): a few offline calls at once, not 100; the cloud path scales.
 A turn that transcribes to nothing (noise, a cough) emits no EndOfTurn.
 """
 
@@ -44,13 +44,15 @@ _SMART_TURN = ThreadPoolExecutor(1, thread_name_prefix="smart-turn")
 _model = None
 _model_lock = threading.Lock()
 PAD_S = 0.2  # silence around the turn for Whisper: it mishears words that touch the clip's edges
-# Decoding settings, chosen by `python -m telephony.bench.offline` (WER on 64 phone-band clips):
-# beam 1 + the campaign's vocabulary as the prompt measured best (25.7 % vs 27.5 % without a prompt
-# and 26.7 % with beam 5, at the same RTF ~0.26). Temperature 0 only: the sampling fallback re-decodes
-# (slow), makes transcripts vary, and with a prompt it hallucinated. OFFLINE_WHISPER_PROMPT=0 turns
-# the prompt off.
+# Decoding settings, chosen by `python -m telephony.bench.offline` (WER on 64 phone-band clips; the
+# Piper clips differ run to run, so +-1-2 points): beam 1 with the campaign's greeting as the prompt
+# measured best in two runs (24.8 %; no prompt 27.0-27.7 %, the vocabulary list 25.7-27.0 %, beam 5
+# 25.2-26.0 % for twice the CPU). The greeting is what the caller has just heard: a natural sentence
+# with the campaign's names, which Whisper conditions on as the preceding transcript. Temperature 0
+# only: the sampling fallback re-decodes (slow), makes transcripts vary, and hallucinated with a
+# prompt. OFFLINE_WHISPER_PROMPT=vocabulary uses the vocabulary list, =0 no prompt.
 DECODE = {"beam_size": 1, "temperature": 0.0}
-USE_PROMPT = os.environ.get("OFFLINE_WHISPER_PROMPT", "1") != "0"
+PROMPT_MODE = os.environ.get("OFFLINE_WHISPER_PROMPT", "greeting")
 
 
 def model_dir() -> Path:
@@ -142,11 +144,16 @@ class OfflineSTTSession(STTSession):
         return self._samples / 8000.0
 
     def _prompt(self) -> str | None:
-        return self.prompt if USE_PROMPT else None
+        return None if PROMPT_MODE == "0" else self.prompt
 
     def use_context(self, text: str) -> None:
-        """The campaign's own text (prompt, greeting): its vocabulary becomes Whisper's prompt."""
-        self.prompt = whisper_prompt(text)
+        """The campaign's own text: its prompt, then the greeting on the last line. Whisper's prompt
+        is the greeting (or the prompt's vocabulary, see DECODE)."""
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        if PROMPT_MODE == "vocabulary" or not lines:
+            self.prompt = whisper_prompt(text)
+        else:
+            self.prompt = lines[-1][:400]
 
     async def send(self, audio: bytes) -> None:
         if self._closed or not audio:
