@@ -133,7 +133,7 @@ PROVIDERS: tuple[Provider, ...] = (
     Provider("cartesia", "tts", "Cartesia", key_setting="CARTESIA_API_KEY", models=(CARTESIA_MODEL,)),
     Provider("google", "tts", "Google Chirp 3 HD", key_setting="GOOGLE_APPLICATION_CREDENTIALS",
              models=(GOOGLE_TTS_MODEL,)),
-    Provider("offline", "tts", "Offline voice (espeak-ng)", offline=True, models=(OFFLINE_TTS_MODEL,)),
+    Provider("offline", "tts", "Offline voice (Piper, espeak-ng as last resort)", offline=True, models=(OFFLINE_TTS_MODEL,)),
     Provider("deepgram", "stt", "Deepgram Flux", key_setting="DEEPGRAM_API_KEY", models=(FLUX_MODEL,)),
     Provider("offline", "stt", "Offline recogniser (Whisper tiny.en + Silero VAD)", offline=True,
              models=(OFFLINE_STT_MODEL,)),
