@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from telephony.codecs.g711 import LOUD
+from aioptions.codecs.g711 import LOUD
 
 from . import netpool
 from .base import CLOSED, STT, AudioFormat, STTError, STTSession, TurnEvent, queued_events

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from telephony.codecs import g711
-from telephony.codecs.resample import Resampler
+from aioptions.codecs import g711
+from aioptions.codecs.resample import Resampler
 
 from . import offline_turn
 from .base import CLOSED, STT, AudioFormat, STTError, STTSession, TurnEvent, Word, queued_events

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from telephony.codecs import g711
-from telephony.codecs.resample import Resampler
+from aioptions.codecs import g711
+from aioptions.codecs.resample import Resampler
 
 from .base import TTS, AudioFormat, TTSError, TTSUtterance
 

@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from telephony.codecs import g711
+from aioptions.codecs import g711
 
 DTMF_FREQS = {
     "1": (697, 1209), "2": (697, 1336), "3": (697, 1477), "A": (697, 1633),

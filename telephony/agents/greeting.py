@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from telephony.codecs import g711
-from telephony.codecs.resample import Resampler
+from aioptions.codecs import g711
+from aioptions.codecs.resample import Resampler
 from telephony.media.contract import CallHandle, HangupEvent
 
 

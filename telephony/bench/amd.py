@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from aioptions.codecs import g711
 from telephony.agents.greeting import synthesize_wav
-from telephony.codecs import g711
 from telephony.media.amd import Amd, BeepOrSilence
 
 from . import write

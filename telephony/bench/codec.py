@@ -8,8 +8,8 @@ import warnings
 
 import numpy as np
 
-from telephony.codecs import g711
-from telephony.codecs.resample import Resampler
+from aioptions.codecs import g711
+from aioptions.codecs.resample import Resampler
 
 from . import write
 

@@ -86,7 +86,7 @@ async def _voice_clips(tts, texts: list[str]) -> list[bytes]:
 
 
 def _noisy(mulaw: bytes, snr_db: float, rng) -> bytes:
-    from telephony.codecs import g711
+    from aioptions.codecs import g711
 
     pcm = g711.ulaw_decode(mulaw).astype(np.float64)
     power = np.mean(pcm[np.abs(pcm) > 200] ** 2) if np.any(np.abs(pcm) > 200) else 1e6
@@ -113,10 +113,10 @@ async def phone_band_set(texts: list[str]) -> list[dict]:
 
 
 def measure_wer(clips: list[dict], settings: dict) -> dict:
+    from aioptions.codecs import g711
+    from aioptions.codecs.resample import Resampler
     from aioptions.providers.offline_stt import load_model, transcribe
     from aioptions.providers.offline_vocab import whisper_prompt
-    from telephony.codecs import g711
-    from telephony.codecs.resample import Resampler
 
     load_model()
     prompts = {None: None, "vocabulary": whisper_prompt(f"{PROMPT}\n{GREETING}"), "greeting": GREETING}

@@ -118,8 +118,8 @@ def main() -> None:
 
 
 def _speech() -> bytes:
-    from telephony.codecs import g711
-    from telephony.codecs.resample import resample
+    from aioptions.codecs import g711
+    from aioptions.codecs.resample import resample
 
     raw = subprocess.run(["espeak-ng", "--stdout", "I would like to book an appointment"], capture_output=True,
                          check=True).stdout

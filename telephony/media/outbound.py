@@ -25,10 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from aioptions.codecs import g711
+from aioptions.codecs.g711 import SILENCE_BYTE
 from talky.logsafe import clip
 from telephony.agents.greeting import wav_to_g711
-from telephony.codecs import g711
-from telephony.codecs.g711 import SILENCE_BYTE
 from telephony.media.amd import Amd, BeepOrSilence
 from telephony.media.call import CallInfo, LiveCall
 from telephony.media.dialogs import Dialog

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from telephony.codecs import g711
+from aioptions.codecs import g711
 
 log = logging.getLogger("telephony.bridge")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from telephony.codecs import g711
+from aioptions.codecs import g711
 
 FRAME_BYTES = 160  # 20 ms of G.711 at 8 kHz
 

@@ -18,8 +18,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from aioptions.codecs import g711
 from aioptions.providers.base import TTS, AudioFormat, TTSError
-from telephony.codecs import g711
 
 log = logging.getLogger(__name__)
 CHARS_PER_SECOND = 15.0  # typical TTS speaking rate, to estimate text heard where the TTS marks nothing

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import collections
 
+from aioptions.codecs import g711
 from aioptions.providers.base import TurnEvent
-from telephony.codecs import g711
 
 FRAME_S = 0.02
 LOUD_LEVEL = 1000  # |sample| above this (16-bit scale) counts as voiced

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 
-from telephony.codecs.g711 import LOUD
+from aioptions.codecs.g711 import LOUD
 
 FRAME_S = 0.020
 _BUCKETS_PER_S = 200  # 5 ms histogram buckets

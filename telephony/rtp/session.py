@@ -14,15 +14,22 @@ import random
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
-from telephony.codecs.g711 import SILENCE_BYTE
-from telephony.media.recording import StereoRecorder
+from aioptions.codecs.g711 import SILENCE_BYTE
 
 from .clock import MediaClock
 from .jitter import JitterBuffer
 from .packet import build_rtp, parse_dtmf, parse_rtp
 
 FRAME = 160  # bytes of G.711 per 20 ms
+
+
+class FrameSink(Protocol):
+    """Where each tick's caller and agent frames go (the call's recording). Declared here so the RTP
+    layer does not import the media layer above it (telephony.media.recording implements it)."""
+
+    def write(self, caller_frame: bytes, agent_frame: bytes) -> None: ...
 
 
 class RtpPortsExhausted(RuntimeError):
@@ -32,7 +39,7 @@ class RtpPortsExhausted(RuntimeError):
 class RtpSession(asyncio.DatagramProtocol):
     def __init__(self, *, payload_type: int, codec: str, remote: tuple[str, int] | None, clock: MediaClock,
                  dtmf_pt: int | None = 101, on_dtmf: Callable[[str], None] | None = None,
-                 recorder: StereoRecorder | None = None, signal_ip: str | None = None,
+                 recorder: FrameSink | None = None, signal_ip: str | None = None,
                  latch_window_s: float = 10.0, now: Callable[[], float] = time.monotonic) -> None:
         self.now = now  # the gateway's clock: media timeouts and the latch window are read against it
         self.pt = payload_type
@@ -76,7 +83,7 @@ class RtpSession(asyncio.DatagramProtocol):
     @classmethod
     async def open(cls, *, host: str, port_range: tuple[int, int], payload_type: int, codec: str,
                    remote: tuple[str, int] | None, clock: MediaClock, dtmf_pt: int | None = 101,
-                   on_dtmf: Callable[[str], None] | None = None, recorder: StereoRecorder | None = None,
+                   on_dtmf: Callable[[str], None] | None = None, recorder: FrameSink | None = None,
                    signal_ip: str | None = None, latch_window_s: float = 10.0,
                    now: Callable[[], float] = time.monotonic) -> RtpSession:
         loop = asyncio.get_running_loop()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from telephony.codecs import g711
+from aioptions.codecs import g711
 from telephony.media.recording import StereoRecorder, repair_wav, wav_header
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -38,7 +38,7 @@ _MU_BIAS = 0x84
 
 
 def ulaw_encode(pcm: np.ndarray) -> bytes:
-    """G.711 mu-law (Sun g711.c / audioop, vectorised). Test-only twin of telephony.codecs.g711."""
+    """G.711 mu-law (Sun g711.c / audioop, vectorised). Test-only twin of aioptions.codecs.g711."""
     x = pcm.astype(np.int32) >> 2
     mask = np.where(x < 0, 0x7F, 0xFF)
     mag = np.minimum(np.abs(x), 8159) + 0x21

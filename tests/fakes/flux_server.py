@@ -38,7 +38,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
 
-from telephony.codecs import g711
+from aioptions.codecs import g711
 
 
 @dataclass

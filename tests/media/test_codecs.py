@@ -2,8 +2,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from telephony.codecs import g711
-from telephony.codecs.resample import Resampler, resample
+from aioptions.codecs import g711
+from aioptions.codecs.resample import Resampler, resample
 
 # ITU-T G.711 table values (decoder output for selected codes, 16-bit scale)
 ULAW_POINTS = {0x00: -32124, 0x7F: 0, 0x80: 32124, 0xFF: 0, 0x0F: -16764, 0x70: -120, 0xF0: 120, 0x3F: -1980}

@@ -24,7 +24,7 @@ def silence(seconds: float) -> bytes:
 
 def first_voiced(mulaw: bytes, threshold: int = 300) -> float:
     """Seconds to the first sample louder than ``threshold`` (the true speech onset)."""
-    from telephony.codecs import g711
+    from aioptions.codecs import g711
 
     pcm = np.abs(g711.ulaw_decode(mulaw).astype(np.int32))
     idx = np.flatnonzero(pcm > threshold)
@@ -33,7 +33,7 @@ def first_voiced(mulaw: bytes, threshold: int = 300) -> float:
 
 def trim_tail(mulaw: bytes, threshold: int = 300) -> bytes:
     """The clip without its trailing quiet (engines end their files with silence)."""
-    from telephony.codecs import g711
+    from aioptions.codecs import g711
 
     pcm = np.abs(g711.ulaw_decode(mulaw).astype(np.int32))
     idx = np.flatnonzero(pcm > threshold)

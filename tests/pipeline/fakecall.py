@@ -118,7 +118,7 @@ def voiced(spans: list[tuple[float, float]], seconds: float, freq: float = 300.0
     bridge's voice clock sees where the caller spoke, on the same audio clock the fake Flux uses."""
     import numpy as np
 
-    from telephony.codecs import g711
+    from aioptions.codecs import g711
 
     pcm = np.zeros(int(seconds * 8000), dtype=np.int16)
     for start, end in spans:

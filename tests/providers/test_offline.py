@@ -3,12 +3,12 @@ import subprocess
 import numpy as np
 import pytest
 
+from aioptions.codecs import g711
 from aioptions.providers.base import MULAW_8K, PCM_16K
 from aioptions.providers.markers import HANGUP_MARKER
 from aioptions.providers.offline_llm import ScriptedLLM, scripted_reply
 from aioptions.providers.offline_stt import OfflineSTT
 from aioptions.providers.offline_tts import OfflineTTS
-from telephony.codecs import g711
 
 
 async def synth(text: str, fmt=MULAW_8K) -> bytes:

@@ -28,8 +28,8 @@ EXIT = {"auth": 3, "connection": 4, "bad_request": 6}
 
 def load_audio(path: Path, encoding: str, rate: int) -> tuple[bytes, float]:
     """Read a 16-bit PCM WAV and convert it to ``encoding`` at ``rate`` (first channel only)."""
-    from telephony.codecs import g711
-    from telephony.codecs.resample import resample
+    from aioptions.codecs import g711
+    from aioptions.codecs.resample import resample
 
     with wave.open(str(path), "rb") as w:
         if w.getsampwidth() != 2:
