@@ -27,8 +27,10 @@ def calls(request):
     stats = selectors.stage_stats(f)
     ctx = {"filters": f, "stats": stats, "chart": mark_safe(svg.bar_chart(stats)),
            "calls": selectors.recent_calls(f), "choices": selectors.filter_choices()}
-    template = "telephony/_calls_body.html" if request.htmx else "telephony/calls.html"
-    return render(request, template, ctx)
+    if request.htmx:
+        return render(request, "telephony/_calls_body.html", ctx)
+    ctx["bridges"] = selectors.bridge_nodes()  # issue 17: every node of the fleet
+    return render(request, "telephony/calls.html", ctx)
 
 
 @staff_member_required

@@ -73,9 +73,9 @@ def describe(node: BridgeNode, *, now=None) -> dict:
             "stopped_at": node.stopped_at.isoformat() if node.stopped_at else None}
 
 
-def fleet(*, limit: int = 200) -> list[dict]:
+def fleet(*, limit: int = 200, now=None) -> list[dict]:
     """Every node worth showing: not stopped, or stopped within the last hour (newest first)."""
-    now = timezone.now()
+    now = now or timezone.now()
     recent = now - timedelta(hours=1)
     rows = BridgeNode.objects.filter(stopped_at__isnull=True) | BridgeNode.objects.filter(stopped_at__gte=recent)
     return [describe(n, now=now) for n in rows.order_by("-started_at")[:limit]]

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from django.db.models import DurationField, ExpressionWrapper, F, Q, QuerySet
 from django.db.models.functions import Coalesce
 
+from telephony.bridge import fleetdb
 from telephony.models import Call, Turn
 
 STAGES = (("eot_received_ms", "End of turn"), ("llm_ttft_ms", "LLM first token"), ("tts_ttfb_ms", "TTS first audio"),
@@ -167,3 +168,19 @@ def call_detail(call_id: int) -> tuple[Call | None, list[Turn]]:
     """The call (with campaign and, when the schema has it, contact) and its turns in order."""
     call = Call.objects.select_related("campaign").filter(pk=call_id).first()
     return call, (list(call.turns.order_by("index")) if call else [])
+
+
+# --- the bridge fleet (issue 17): one row per node for the dashboard's Bridges panel ------------
+DASHBOARD_STATE = {"running": "live", "draining": "draining", "dead": "dead", "stopped": "stopped"}
+
+
+def bridge_nodes(*, now=None) -> list[dict]:
+    """Every bridge worth showing (not stopped, or stopped within the last hour; newest first) as
+    the status API describes it, with the dashboard's state name (live / draining / dead: heartbeat
+    older than SIP_NODE_TIMEOUT_S / stopped) and load in percent."""
+    rows = []
+    for node in fleetdb.fleet(now=now):
+        node["state"] = DASHBOARD_STATE.get(node["state"], node["state"])
+        node["load_pct"] = round(node["load"] * 100) if node["load"] is not None else None
+        rows.append(node)
+    return rows
