@@ -6,12 +6,14 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
 from aioptions.inputs import InputError
 
-from . import contacts, dialer, trunks
+from . import contacts, dialer, import_jobs, trunks
 from .admin import CampaignAdmin
 from .models import Campaign, Contact, DialerSettings, DoNotCall, Trunk
 from .phones import BadNumber, to_e164
@@ -81,7 +83,11 @@ class ContactAdmin(admin.ModelAdmin):
     change_list_template = "admin/campaigns/contact/change_list.html"
 
     def get_urls(self):
-        extra = [path("import/", self.admin_site.admin_view(self.import_view), name="campaigns_contact_import")]
+        extra = [path("import/", self.admin_site.admin_view(self.import_view), name="campaigns_contact_import"),
+                 path("import/<str:token>/", self.admin_site.admin_view(self.import_progress_view),
+                      name="campaigns_contact_import_progress"),
+                 path("import/<str:token>/step/", self.admin_site.admin_view(self.import_step_view),
+                      name="campaigns_contact_import_step")]
         return extra + super().get_urls()
 
     def import_view(self, request):
@@ -95,7 +101,13 @@ class ContactAdmin(admin.ModelAdmin):
                 form.add_error("file", f"at most {MAX_IMPORT_BYTES // 1_000_000} MB")
             else:
                 try:
-                    rows = contacts.parse_csv(upload.read().decode("utf-8-sig"))
+                    text = upload.read().decode("utf-8-sig")
+                    rows = contacts.parse_csv(text)
+                    if len(rows) > import_jobs.CHUNK_ROWS:  # issue 20: large files in chunks, with progress
+                        token = import_jobs.start(text, len(rows), campaign_id=form.cleaned_data["campaign"].pk,
+                                                  default_region=form.cleaned_data["default_region"],
+                                                  user_id=request.user.pk)
+                        return redirect("admin:campaigns_contact_import_progress", token=token)
                     result = contacts.import_contacts(form.cleaned_data["campaign"].pk, rows,
                                                       default_region=form.cleaned_data["default_region"])
                     messages.info(request, f"{result['imported']} contact(s) imported")
@@ -106,6 +118,33 @@ class ContactAdmin(admin.ModelAdmin):
         context = {**self.admin_site.each_context(request), "form": form, "result": result,
                    "title": "Import contacts"}
         return TemplateResponse(request, "admin/campaigns/contact/import.html", context)
+
+    def _job(self, request, token: str) -> dict:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        try:
+            return import_jobs.state(token, request.user.pk)
+        except import_jobs.JobNotFound:
+            raise Http404("no such import") from None
+
+    def import_progress_view(self, request, token: str):
+        """The progress page (GET only reads): its partial drives the import by HTMX polls, and
+        without JavaScript a Continue button posts each step."""
+        job = self._job(request, token)
+        context = {**self.admin_site.each_context(request), "job": job, "token": token,
+                   "title": "Importing contacts"}
+        return TemplateResponse(request, "admin/campaigns/contact/import_progress.html", context)
+
+    def import_step_view(self, request, token: str):
+        """POST: import the next chunk; HTMX gets the progress partial, a plain form the page."""
+        self._job(request, token)
+        if request.method != "POST":
+            return redirect("admin:campaigns_contact_import_progress", token=token)
+        job = import_jobs.step(token, request.user.pk)
+        if not request.htmx:
+            return redirect("admin:campaigns_contact_import_progress", token=token)
+        return TemplateResponse(request, "admin/campaigns/contact/_import_progress.html",
+                                {"job": job, "token": token})
 
 
 class DoNotCallForm(forms.ModelForm):
