@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
 
 from aioptions import catalog
 from aioptions.admin import llm_choices
@@ -51,7 +53,7 @@ class CampaignForm(forms.ModelForm):
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
     form = CampaignForm
-    list_display = ("name", "extension", "voice_display", "llm_display", "active", "is_default")
+    list_display = ("name", "extension", "voice_display", "llm_display", "active", "is_default", "progress_link")
     list_filter = ("active", "voice_provider")
     search_fields = ("name", "extension")
     fieldsets = (
@@ -64,6 +66,10 @@ class CampaignAdmin(admin.ModelAdmin):
     def voice_display(self, obj: Campaign) -> str:
         v = obj.voice
         return f"{v.name} ({v.provider})" if v else "global"
+
+    @admin.display(description="Dialer")
+    def progress_link(self, obj: Campaign) -> str:
+        return format_html('<a href="{}">progress</a>', reverse("campaigns:progress", args=[obj.pk]))
 
     @admin.display(description="LLM")
     def llm_display(self, obj: Campaign) -> str:

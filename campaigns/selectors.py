@@ -31,3 +31,25 @@ def effective_config_for(campaign: Campaign | None) -> EffectiveConfig:
 
 def list_campaigns() -> list[Campaign]:
     return list(Campaign.objects.all())
+
+
+def dialer_progress(campaign_id: int, *, now) -> dict | None:
+    """The dialer's progress page: the numbers of ``GET /api/v1/campaigns/{id}/progress``
+    (``dialer.progress``, one source for both) with the campaign, state labels and the next
+    attempt times as datetimes. None if there is no such campaign."""
+    import datetime as dt
+
+    from . import dialer
+    from .models import Contact
+
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None:
+        return None
+    data = dialer.progress(campaign_id, now=now)
+    labels = dict(Contact.State.choices)
+    data["campaign_obj"] = campaign
+    data["states"] = [(k, labels[k], n) for k, n in data["by_state"].items()]
+    data["outcomes"] = sorted(data["by_outcome"].items(), key=lambda kv: (-kv[1], kv[0]))
+    data["next"] = [{**n, "at": dt.datetime.fromisoformat(n["at"])} for n in data["next_attempts"]]
+    data["now"] = now
+    return data

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import api, api_contacts, api_dialer, api_tools, api_trunks
+from . import api, api_contacts, api_dialer, api_tools, api_trunks, views_progress
 
 app_name = "campaigns"
 
@@ -13,6 +13,8 @@ urlpatterns = [
     re_path(r"^api/v1/campaigns/(?P<campaign_id>[0-9]{1,18})/(?P<action>start|pause|stop)$",
             api_dialer.campaign_action, name="api-dialer"),
     path("api/v1/campaigns/<int:campaign_id>/progress", api_dialer.campaign_progress, name="api-progress"),
+    path("campaigns/<int:campaign_id>/progress/", views_progress.progress_page, name="progress"),
+    path("campaigns/<int:campaign_id>/progress/partial/", views_progress.progress_partial, name="progress-partial"),
     path("api/v1/trunks/<int:trunk_id>", api_trunks.trunk_detail, name="api-trunk"),
     path("api/v1/campaigns/<int:campaign_id>/tools", api_tools.tool_list, name="api-tools"),
     path("api/v1/campaigns/<int:campaign_id>/tools/<int:tool_id>", api_tools.tool_detail, name="api-tool"),
