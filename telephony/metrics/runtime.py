@@ -90,10 +90,24 @@ def _rehearse_clients(modules: list[str]) -> None:
         log.debug("SDK warm-up: %s", exc)
 
 
+def _warm_channel_layer() -> None:
+    """Build the Channels layer once: channels_redis (with redis.asyncio, msgpack) is imported when the
+    layer is first asked for, which on the loop blocked the first call's set-up for ~150 ms. The layer
+    object opens no connection until it is used, so building it in a thread is safe."""
+    from channels.layers import get_channel_layer
+
+    try:
+        get_channel_layer()
+    except Exception as exc:  # noqa: BLE001 - a misconfigured layer is reported where it is used
+        log.warning("channel layer warm-up: %s", exc)
+
+
 async def warm_providers() -> None:
-    """Import the keyed providers' SDKs and build the shared TLS context, both off the loop."""
+    """Import the keyed providers' SDKs, build the channel layer and the shared TLS context, all off
+    the loop."""
     urls, modules = provider_endpoints()
     await asyncio.to_thread(_import_all, modules)
+    await asyncio.to_thread(_warm_channel_layer)
     await netpool.warm_up(urls)
 
 
