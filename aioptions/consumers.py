@@ -14,7 +14,7 @@ from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.template.loader import render_to_string
 
-from campaigns import services as campaign_services
+from aioptions.campaign_hooks import CampaignNotFound, hooks
 from talky.logsafe import clip, redact
 
 from . import inputs, services
@@ -36,7 +36,7 @@ def _update_tts(data: dict, user) -> dict:
 
 def _update_campaign_voice(data: dict, user) -> dict:
     inputs.only_keys(data, {"action", "campaign_id", "provider", "voice_id"})
-    return campaign_services.set_campaign_voice(
+    return hooks.set_voice(
         campaign_id=data.get("campaign_id"), provider=data.get("provider"),
         voice_id=data.get("voice_id"), user=user, source="ws")
 
@@ -108,7 +108,7 @@ class AIOptionsConsumer(AsyncJsonWebsocketConsumer):
         except inputs.InputError as exc:
             await self.send_json(_error(action, str(exc), exc.field))
             return
-        except campaign_services.CampaignNotFound as exc:
+        except CampaignNotFound as exc:
             await self.send_json(_error(action, str(exc), "campaign_id"))
             return
         except Exception as exc:  # noqa: BLE001 - a bug must cost one reply, not the connection

@@ -11,8 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from campaigns import services as campaign_services
-from campaigns.selectors import list_campaigns
+from aioptions.campaign_hooks import CampaignNotFound, hooks
 
 from . import catalog, services
 from .availability import refresh_model_availability
@@ -37,7 +36,7 @@ def panel_context(payload: dict | None = None) -> dict:
         "providers": provs,
         "voice_groups": voice_groups,
         "voices": catalog.voices(),
-        "campaigns": list_campaigns(),
+        "campaigns": hooks.list_campaigns(),
         "payload": payload,
     }
 
@@ -63,7 +62,7 @@ def save(request: HttpRequest) -> HttpResponse:
     try:
         if "campaign_id" in post:
             provider, _, voice_id = post.get("campaign_voice", "").partition(":")
-            campaign_services.set_campaign_voice(campaign_id=post["campaign_id"], provider=provider,
+            hooks.set_voice(campaign_id=post["campaign_id"], provider=provider,
                                                  voice_id=voice_id, user=request.user, source="page")
             message = "Campaign voice saved."
         else:
@@ -76,7 +75,7 @@ def save(request: HttpRequest) -> HttpResponse:
                 parts["tts"] = {"provider": provider, "voice_id": voice_id}
             services.update_config(**parts, user=request.user, source="page")  # both or neither
             message = "Saved."
-    except (InputError, campaign_services.CampaignNotFound) as exc:
+    except (InputError, CampaignNotFound) as exc:
         ctx = panel_context()
         ctx.update(flash=str(exc), flash_error=True)
         return render(request, "aioptions/_save_result.html", ctx, status=400)

@@ -10,9 +10,8 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from django.http import HttpResponse
 
-from campaigns.models import Campaign
-
 from . import inputs
+from .campaign_hooks import hooks
 from .http import api_view, json_error
 from .preview import service
 
@@ -25,10 +24,9 @@ async def voice_preview(request, voice_id: str):
         text = inputs.text(text, "text", max_len=service.MAX_CHARS)
     elif "campaign" in request.GET:
         campaign_id = inputs.pk(request.GET["campaign"], "campaign")
-        camp = await sync_to_async(Campaign.objects.filter(pk=campaign_id).first)()
-        if camp is None:
+        text = await sync_to_async(hooks.preview_text)(campaign_id)
+        if text is None:
             return json_error("unknown campaign", 404, "campaign")
-        text = camp.effective_preview_text
     try:
         preview = await service.get_preview(voice_id, text)
     except service.PreviewError as exc:

@@ -33,6 +33,12 @@ def list_campaigns() -> list[Campaign]:
     return list(Campaign.objects.all())
 
 
+def preview_text(campaign_id: int) -> str | None:
+    """The text a voice preview speaks for this campaign; None when there is no such campaign."""
+    camp = Campaign.objects.filter(pk=campaign_id).first()
+    return None if camp is None else camp.effective_preview_text
+
+
 def dialer_progress(campaign_id: int, *, now) -> dict | None:
     """The dialer's progress page: the numbers of ``GET /api/v1/campaigns/{id}/progress``
     (``dialer.progress``, one source for both) with the campaign, state labels and the next

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import transaction
 
-from aioptions import catalog, inputs
+from aioptions import campaign_hooks, catalog, inputs
 from aioptions.events import broadcast_config
 from aioptions.inputs import InputError
 from aioptions.models import AIConfigChange
@@ -15,7 +15,7 @@ from aioptions.services import ValidationError, as_validation_error
 from .models import Campaign
 
 
-class CampaignNotFound(LookupError):
+class CampaignNotFound(campaign_hooks.CampaignNotFound):
     pass
 
 

@@ -13,9 +13,9 @@ import time
 async def run(n: int, ttfb_ms: float) -> dict:
     from django.conf import settings
 
+    from aioptions.fakes.cartesia_server import FakeCartesiaServer
     from aioptions.preview import service
     from telephony.bench import pct
-    from tests.fakes.cartesia_server import FakeCartesiaServer
 
     fake = await FakeCartesiaServer(ttfb_ms=ttfb_ms, speedup=0).start()
     settings.MEDIA_ROOT = tempfile.mkdtemp(prefix="previewbench-")

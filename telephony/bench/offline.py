@@ -197,9 +197,9 @@ async def calls_round(n: int, question: bytes, spread_s: float) -> dict:
 
     from aioptions.providers.offline_piper import pool
     from campaigns.models import Campaign
+    from telephony.media.memcall import SILENCE, FakeCall
     from telephony.models import Call
     from telephony.pipeline.agent import VoicePipelineAgent
-    from tests.pipeline.fakecall import SILENCE, FakeCall
 
     camp = await sync_to_async(Campaign.objects.filter(extension="914").first)()
     if camp is None:

@@ -39,7 +39,7 @@ def _django(var_dir: str) -> None:
 def _start_fakes(work: Path, eot_ms: float, ttft_ms: float, ttfb_ms: float, eager_lead_ms: float | None):
     env_file, log = work / "fakes.env", work / "fakes.json"
     env_file.unlink(missing_ok=True)  # a stale file would point at a previous (dead) fakes process
-    cmd = [sys.executable, "-m", "tests.fakes.serve", "--env-file", str(env_file), "--log", str(log),
+    cmd = [sys.executable, "-m", "aioptions.fakes.serve", "--env-file", str(env_file), "--log", str(log),
            "--eot-ms", str(eot_ms), "--ttft-ms", str(ttft_ms), "--ttfb-ms", str(ttfb_ms), "--tts-speedup", "4",
            "--max-seconds", "600", "--reply", "Sure, Tuesday at three works for you."]
     if eager_lead_ms is not None:
@@ -61,9 +61,9 @@ async def _one_round(n: int, speech_audio: bytes, eager: bool) -> tuple[list[dic
 
     from aioptions import services
     from campaigns.models import Campaign
+    from telephony.media.memcall import SILENCE, FakeCall
     from telephony.models import Call
     from telephony.pipeline.agent import VoicePipelineAgent
-    from tests.pipeline.fakecall import SILENCE, FakeCall
 
     await sync_to_async(services.update_turn)(eager_eot_threshold=0.5 if eager else None)
     camp = await sync_to_async(Campaign.objects.first)()

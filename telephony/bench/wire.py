@@ -3,7 +3,7 @@
     python -m telephony.bench.wire [--calls 10,50,100] [--agents pipeline,echo] [--rate 20]
 
 Each round starts a fresh ``run_sip_bridge --agent A --trusted 127.0.0.1`` (one load generator on one
-address must be exempt from the per-source limits) against the fake providers (tests/fakes, a separate
+address must be exempt from the per-source limits) against the fake providers (aioptions/fakes, a separate
 process, fixed delays), and our own load generator (``wire_uac``: no code shared with the bridge)
 places N calls at ``--rate`` calls/s. Each caller stays silent while the greeting plays, says one
 pre-recorded mu-law utterance (espeak-ng through sox), listens, and hangs up.
@@ -42,7 +42,7 @@ from .wire_uac import FRAME_NS, LoadGenerator, WireCall, is_loud
 
 SIP_PORT, METRICS_PORT = 5080, 9101
 UTTERANCE = "I would like to book an appointment for Tuesday"
-FLUX_MIN_SILENCE_MS = 350.0  # tests.fakes.flux_server: EndOfTurn after this much silent audio + eot delay
+FLUX_MIN_SILENCE_MS = 350.0  # aioptions.fakes.flux_server: EndOfTurn after this much silent audio + eot delay
 CALLER_BUFFER_NS = 40_000_000
 ECHO_DELAY_MS = 500.0  # telephony.agents.echo plays the caller back this much later, on purpose
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from aioptions.fakes.openai_server import FakeOpenAIServer, ToolCalls
 from aioptions.providers.llm import GroqLLM, OpenAILLM
-from tests.fakes.openai_server import FakeOpenAIServer, ToolCalls
 
 MSGS = [{"role": "user", "content": "book me tuesday"}]
 PARAMS = {"type": "object", "properties": {"day": {"type": "string"}}}

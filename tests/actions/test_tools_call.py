@@ -8,13 +8,13 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 
+from aioptions.fakes.openai_server import ToolCalls
 from campaigns import tools as campaign_tools
 from telephony.actions import signing
+from telephony.media.memcall import FakeCall
 from telephony.models import ToolCall, Turn
 from telephony.pipeline.agent import VoicePipelineAgent
-from tests.fakes.openai_server import ToolCalls
 from tests.pipeline.conftest import call_row, campaign, cloud  # noqa: F401 - fixtures
-from tests.pipeline.fakecall import FakeCall
 
 from .toolserver import ToolServer
 

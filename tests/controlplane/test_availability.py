@@ -3,8 +3,8 @@
 import pytest
 
 from aioptions.availability import refresh_model_availability, unavailable_models
+from aioptions.fakes.openai_server import FakeOpenAIServer
 from aioptions.selectors import providers_dict
-from tests.fakes.openai_server import FakeOpenAIServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

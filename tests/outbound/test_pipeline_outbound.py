@@ -5,8 +5,8 @@ against the fake providers."""
 import pytest
 
 from campaigns.outbound import call_context
+from telephony.media.memcall import FakeCall
 from tests.pipeline.conftest import call_row, campaign, cloud  # noqa: F401 - fixtures
-from tests.pipeline.fakecall import FakeCall
 from tests.pipeline.test_agent import run_call
 
 # real-time calls (paced media, fake providers with real delays): not in the fast default

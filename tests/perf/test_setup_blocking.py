@@ -9,15 +9,15 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
+from aioptions.fakes.cartesia_server import FakeCartesiaServer
+from aioptions.fakes.flux_server import FakeFluxServer
+from aioptions.fakes.openai_server import FakeOpenAIServer
+from aioptions.fakes.threaded import in_thread
 from aioptions.providers import netpool
+from telephony.media.memcall import FakeCall
 from telephony.metrics.runtime import warm_providers
 from telephony.models import Call
 from telephony.pipeline.agent import VoicePipelineAgent
-from tests.fakes.cartesia_server import FakeCartesiaServer
-from tests.fakes.flux_server import FakeFluxServer
-from tests.fakes.openai_server import FakeOpenAIServer
-from tests.fakes.threaded import in_thread
-from tests.pipeline.fakecall import FakeCall
 
 from .lagprobe import BlockingProbe
 

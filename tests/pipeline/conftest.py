@@ -1,10 +1,10 @@
 import pytest
 
+from aioptions.fakes.cartesia_server import FakeCartesiaServer
+from aioptions.fakes.flux_server import FakeFluxServer
+from aioptions.fakes.openai_server import FakeOpenAIServer
 from campaigns.models import Campaign
 from telephony.models import Call
-from tests.fakes.cartesia_server import FakeCartesiaServer
-from tests.fakes.flux_server import FakeFluxServer
-from tests.fakes.openai_server import FakeOpenAIServer
 
 CARTESIA_KATIE = "f786b574-daa5-4673-aa0c-cbe3e8534c02"
 

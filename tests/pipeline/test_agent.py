@@ -7,10 +7,9 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from aioptions import services
+from telephony.media.memcall import FakeCall
 from telephony.models import Call, Turn
 from telephony.pipeline.agent import VoicePipelineAgent
-
-from .fakecall import FakeCall
 
 # real-time calls (paced media, fake providers with real delays): not in the fast default
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -65,7 +65,7 @@ def test_call_with_fake_cloud_providers(tmp_path):
 
     subprocess.run(["sox", str(wav), str(delayed), "pad", "4.5", "0"], check=True)
     d = baresip_dir(tmp_path, delayed)
-    fakes = (f"{shlex.quote(sys.executable)} -m tests.fakes.serve --env-file {tmp_path}/fakes.env "
+    fakes = (f"{shlex.quote(sys.executable)} -m aioptions.fakes.serve --env-file {tmp_path}/fakes.env "
              f"--log {tmp_path}/fakes.json --reply 'Sure, Tuesday at three works for you.' &\nFAKES=$!\n"
              f"for i in $(seq 1 100); do [ -f {tmp_path}/fakes.env ] && break; sleep 0.1; done\n"
              f". {tmp_path}/fakes.env\n")

@@ -8,14 +8,14 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from aioptions import services
+from aioptions.fakes.cartesia_server import encode, tone, voice_frequency
 from aioptions.providers.base import MULAW_8K
+from telephony.media.memcall import FakeCall, voiced
 from telephony.models import Turn
 from telephony.pipeline import fillers
 from telephony.pipeline.agent import VoicePipelineAgent
-from tests.fakes.cartesia_server import encode, tone, voice_frequency
 
 from .conftest import CARTESIA_KATIE
-from .fakecall import FakeCall, voiced
 
 # real-time calls (paced media, fake providers with real delays): not in the fast default
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

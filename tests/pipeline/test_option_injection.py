@@ -5,10 +5,9 @@ import asyncio
 
 import pytest
 
+from telephony.media.memcall import FakeCall
 from telephony.pipeline.agent import VoicePipelineAgent
 from tests.fake_espeak import fake_espeak
-
-from .fakecall import FakeCall
 
 pytestmark = pytest.mark.django_db(transaction=True)
 REPLY = "-f/etc/hostname --path=/tmp"

@@ -10,9 +10,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import AsyncClient
 
+from aioptions.fakes.cartesia_server import FakeCartesiaServer
+from aioptions.fakes.google_tts_server import FakeGoogleTTSServer
 from aioptions.preview import service
-from tests.fakes.cartesia_server import FakeCartesiaServer
-from tests.fakes.google_tts_server import FakeGoogleTTSServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 KATIE = "f786b574-daa5-4673-aa0c-cbe3e8534c02"

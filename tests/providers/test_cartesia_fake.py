@@ -14,7 +14,7 @@ import pytest
 from cartesia import AsyncCartesia
 from websockets.asyncio.client import connect
 
-from tests.fakes.cartesia_server import (
+from aioptions.fakes.cartesia_server import (
     FakeCartesiaServer,
     alaw_decode,
     alaw_encode,

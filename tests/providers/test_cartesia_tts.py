@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from aioptions.fakes.cartesia_server import FakeCartesiaServer, decode, dominant_frequency, voice_frequency
 from aioptions.providers.base import ALAW_8K, MULAW_8K, PCM_16K, AudioFormat, TTSError
 from aioptions.providers.cartesia_tts import CartesiaTTS, kind_for_status, output_format
-from tests.fakes.cartesia_server import FakeCartesiaServer, decode, dominant_frequency, voice_frequency
 
 VOICE = "a0e99841-438c-4a64-b679-ae501e7d6091"
 KEY = "sk_car_test_key"

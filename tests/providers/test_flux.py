@@ -5,9 +5,9 @@ import asyncio
 import numpy as np
 import pytest
 
+from aioptions.fakes.flux_server import FakeFluxServer
 from aioptions.providers.base import MULAW_8K, PCM_16K, AudioFormat, STTError
 from aioptions.providers.flux import FluxSession, FluxSTT
-from tests.fakes.flux_server import FakeFluxServer
 
 FRAME = 160  # 20 ms of mu-law at 8 kHz, as RTP delivers it
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from tests.fakes.flux_server import FakeFluxServer
-from tests.fakes.threaded import in_thread
+from aioptions.fakes.flux_server import FakeFluxServer
+from aioptions.fakes.threaded import in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 

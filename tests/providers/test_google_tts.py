@@ -7,10 +7,10 @@ import asyncio
 import grpc
 import pytest
 
+from aioptions.fakes.cartesia_server import decode, dominant_frequency, voice_frequency
+from aioptions.fakes.google_tts_server import FakeGoogleTTSServer, wav_header
 from aioptions.providers.base import ALAW_8K, MULAW_8K, PCM_16K, AudioFormat, TTSError
 from aioptions.providers.google_tts import GoogleTTS, language_of, strip_riff
-from tests.fakes.cartesia_server import decode, dominant_frequency, voice_frequency
-from tests.fakes.google_tts_server import FakeGoogleTTSServer, wav_header
 
 VOICE = "en-US-Chirp3-HD-Kore"
 

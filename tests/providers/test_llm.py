@@ -5,9 +5,9 @@ import time
 
 import pytest
 
+from aioptions.fakes.openai_server import ECHO, FakeOpenAIServer
 from aioptions.providers.base import LLMError
 from aioptions.providers.llm import GroqLLM, OpenAILLM
-from tests.fakes.openai_server import ECHO, FakeOpenAIServer
 
 MSGS = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]
 _MADE: list = []

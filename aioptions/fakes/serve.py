@@ -1,7 +1,7 @@
 """Run the fake Flux, OpenAI-compatible and Cartesia servers as one process (for end-to-end tests
 and benchmarks where the bridge is another process, e.g. inside a network namespace).
 
-    python -m tests.fakes.serve --env-file fakes.env --log fakes.json [--eot-ms 250 --ttft-ms 300 ...]
+    python -m aioptions.fakes.serve --env-file fakes.env --log fakes.json [--eot-ms 250 --ttft-ms 300 ...]
 
 Writes ``export VAR=...`` lines pointing the project's settings at the fakes, serves until SIGTERM,
 then writes a JSON summary of what the fakes received.

@@ -4,7 +4,7 @@ Why: the Google client is tested through the official ``google-cloud-texttospeec
 an insecure channel, and the pipeline tests and benchmarks need a Chirp-like TTS offline. It serves
 ``StreamingSynthesize`` (config first, then text; audio per text after ``ttfb_ms``; the real service's
 5 s input-idle ABORTED), ``SynthesizeSpeech`` (with the WAV header the real one adds to LINEAR16, MULAW
-and ALAW) and ``ListVoices``. Audio is a voice-dependent tone (see tests.fakes.cartesia_server).
+and ALAW) and ``ListVoices``. Audio is a voice-dependent tone (see aioptions.fakes.cartesia_server).
 
     async with FakeGoogleTTSServer() as srv:
         tts = GoogleTTS(voice_id="en-US-Chirp3-HD-Kore", insecure_endpoint=srv.endpoint)
@@ -22,7 +22,7 @@ from typing import Any
 import grpc
 from google.cloud import texttospeech_v1 as tts
 
-from tests.fakes.cartesia_server import encode, tone, voice_frequency
+from aioptions.fakes.cartesia_server import encode, tone, voice_frequency
 
 SERVICE = "google.cloud.texttospeech.v1.TextToSpeech"
 _ENC = tts.AudioEncoding

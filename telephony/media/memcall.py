@@ -1,6 +1,7 @@
 """An in-memory CallHandle with a real 20 ms pacing loop: what the pipeline sees from the bridge,
-without SIP. Inbound audio comes from a script of frames; outbound frames are recorded with their
-send times so tests can measure time-to-silence and mouth-to-ear."""
+without SIP (tests and benchmarks drive the pipeline through it). Inbound audio comes from a script
+of frames; outbound frames are recorded with their send times so tests can measure time-to-silence
+and mouth-to-ear."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Plain asyncio HTTP/1.1 with keep-alive (JSON bodies with Content-Length, SSE with chunked transfer
 encoding), so a pooled SDK connection is reused as with the real services, and it runs in pytest and
-in benchmarks alike (``async with FakeOpenAIServer(...) as srv``; ``tests.fakes.threaded.in_thread``
+in benchmarks alike (``async with FakeOpenAIServer(...) as srv``; ``aioptions.fakes.threaded.in_thread``
 for synchronous callers).
 
 Routes: POST {/openai/v1,/v1}/chat/completions (stream or not), GET {/openai/v1,/v1}/models.
