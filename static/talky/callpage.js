@@ -29,11 +29,14 @@
       playFrom(Math.max(0, (e.clientX - box.left) / box.width) * dur);
     });
     var lines = Array.prototype.slice.call(document.querySelectorAll(".line[data-t]"));
-    player.addEventListener("timeupdate", function () {
+    var follow = function () {
       if (dur && head) { var x = (player.currentTime / dur) * wave.viewBox.baseVal.width; head.setAttribute("x1", x); head.setAttribute("x2", x); }
       var current = null;
       lines.forEach(function (l) { if (parseFloat(l.dataset.t) <= player.currentTime + 0.05) current = l; });
       lines.forEach(function (l) { l.classList.toggle("playing", l === current); });
-    });
+    };
+    // "seeked" marks the line at once; "timeupdate" (every ~250 ms) follows the playback.
+    player.addEventListener("seeked", follow);
+    player.addEventListener("timeupdate", follow);
   }
 })();

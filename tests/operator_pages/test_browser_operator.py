@@ -150,7 +150,11 @@ def test_call_page_renders_waveform_and_transcript(chrome, asgi_server):  # noqa
     lines[3].click()  # play from the caller's second line
     WebDriverWait(chrome, 15).until(lambda d: d.execute_script(
         "return document.getElementById('player').currentTime;") >= target)
-    assert chrome.execute_script("return document.querySelector('#transcript .line.playing') !== null;")
+    # the highlight follows the player's events, which may arrive after currentTime moved: wait for it
+    WebDriverWait(chrome, 15).until(lambda d: d.execute_script(
+        "return document.querySelector('#transcript .line.playing') !== null;"))
+    playing = chrome.find_element(By.CSS_SELECTOR, "#transcript .line.playing")
+    assert float(playing.get_attribute("data-t")) >= target
     errors = [e for e in chrome.get_log("browser") if e["level"] == "SEVERE" and "favicon" not in e["message"]]
     assert not errors  # no JavaScript error
 
