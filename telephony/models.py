@@ -74,6 +74,7 @@ class Call(models.Model):
         ERROR = "error", "error"
         BUSY = "busy", "rejected: busy"
         BRIDGE_LOST = "bridge_lost", "bridge lost"
+        TRANSFERRED = "transferred", "transferred (REFER accepted or bridged to the target)"
         # outbound calls that never reached the agent end with their outcome
         NO_ANSWER = "no_answer", "outbound: no answer"
         REJECTED = "rejected", "outbound: rejected"
