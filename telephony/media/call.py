@@ -14,7 +14,14 @@ from .contract import CallEvent, DtmfEvent, HangupEvent
 
 class TransferFailed(RuntimeError):
     """The call could not be transferred (target refused by the rules, REFER refused and the
-    bridged leg not answered, ...): the caller is still on the call with the agent."""
+    bridged leg not answered, ...): the caller is still on the call with the agent.
+
+    ``outcome`` says why in one word when the target was dialled (``no_answer``, ``busy``,
+    ``rejected``, ``failed``, ``hung_up``...), so the agent can tell the caller what happened."""
+
+    def __init__(self, message: str, outcome: str = "") -> None:
+        super().__init__(message)
+        self.outcome = outcome
 
 
 @dataclass
@@ -52,7 +59,7 @@ class LiveCall:
         self.end_reason: str | None = None
         self.answered_at: float | None = None
         # set by the gateway once the call is up (telephony.media.transfer): target -> how it went
-        self.transferer: Callable[[str], Awaitable[str]] | None = None
+        self.transferer: Callable[..., Awaitable[str]] | None = None
         session.on_dtmf = self._on_dtmf
 
     # --- for the bridge -----------------------------------------------------------------
@@ -111,11 +118,13 @@ class LiveCall:
         if not self.ended.is_set():
             self._request_hangup(reason)
 
-    async def transfer(self, target: str) -> str:
-        """Transfer the caller to ``target`` (a number, SIP URI or extension the runner routes):
-        REFER first, else dial the target and bridge the two calls. Returns "transferred" (REFER
-        worked: this call has ended) or "bridged" (the agent is replaced by the relay); raises
-        ``TransferFailed`` when neither worked and the call goes on with the agent."""
+    async def transfer(self, target: str, mode: str = "blind",
+                       brief: Callable[[LiveCall], Awaitable[object]] | None = None) -> str:
+        """Transfer the caller to ``target`` (a number, SIP URI or extension the runner routes).
+        Blind: REFER first, else dial the target and bridge the two calls. Warm: dial the target,
+        ``brief(leg)`` speaks to it (the summary) while the caller holds, then bridge. Returns
+        "transferred" (REFER worked: this call has ended) or "bridged" (the agent is replaced by
+        the relay); raises ``TransferFailed`` when it did not work and the call goes on with the agent."""
         if self.transferer is None:
             raise TransferFailed("this call cannot be transferred")
-        return await self.transferer(target)
+        return await self.transferer(target, mode=mode, brief=brief)

@@ -12,6 +12,10 @@
    on; when either hangs up the other gets a BYE. If the caller hangs up while the target rings,
    the ringing is cancelled.
 
+3. **Warm** (``mode="warm"``, telephony.media.warm): no REFER; the gateway dials the target, the
+   agent's ``brief`` speaks a summary to it while the caller holds, then the calls are bridged as
+   in 2; a target that does not answer leaves the caller with the agent, which says so.
+
 Bounded: one transfer per call at a time (``_transfers``/``_refers`` hold at most one entry per
 dialog and are emptied in ``finally``); REFER retransmits on Timer E and gives up after 64*T1;
 the wait for the final NOTIFY is bounded by ``refer_notify_timeout_s``. Plain asyncio, no Django:
@@ -26,9 +30,10 @@ import logging
 from dataclasses import dataclass, field
 
 from talky.logsafe import clip
-from telephony.media.call import LiveCall, TransferFailed
+from telephony.media.call import TransferFailed
 from telephony.media.dialogs import Dialog
 from telephony.media.relay import RelayAgent
+from telephony.media.warm import Brief, HoldAgent, WarmTransferMixin
 from telephony.sip import refer, timers
 from telephony.sip.message import SipMessage, param, uri_of
 
@@ -48,7 +53,7 @@ class ReferState:
     notifies: int = 0
 
 
-class TransferMixin:
+class TransferMixin(WarmTransferMixin):
     _refers: dict[str, ReferState]  # call-id -> the REFER in flight (set up by the gateway)
     _transfers: dict[str, asyncio.Task]  # call-id -> the transfer in flight
     refer_notify_timeout_s = 60.0  # after a 202, how long the transferee may take to report the outcome
@@ -62,11 +67,13 @@ class TransferMixin:
         call.transferer = functools.partial(self.transfer, dlg)
         of = call.info.extra.get("transfer_of")
         if of:
+            if call.info.extra.get("warm"):
+                return HoldAgent()  # briefed first; the transfer joins it to the caller (warm.py)
             peer = self.dialogs.get(of)
             return RelayAgent(peer.call if peer is not None and peer.state != "ended" else None)
         return self.agent_factory(call)
 
-    async def transfer(self, dlg: Dialog, target: str) -> str:
+    async def transfer(self, dlg: Dialog, target: str, mode: str = "blind", brief: Brief | None = None) -> str:
         """Run one transfer of this call in its own task (the agent that asked may be cancelled
         when the bridge replaces it; the transfer must go on)."""
         transfers = self._transfers
@@ -77,7 +84,9 @@ class TransferMixin:
             raise TransferFailed("a transfer of this call is already in progress")
         if self.hooks.transfer_target is None:
             raise TransferFailed("transfers are not configured on this bridge")
-        task = asyncio.get_running_loop().create_task(self._run_transfer(dlg, target))
+        if mode not in ("blind", "warm"):
+            raise TransferFailed(f"unknown transfer mode {mode[:20]!r}")
+        task = asyncio.get_running_loop().create_task(self._run_transfer(dlg, target, mode, brief))
         transfers[call.call_id] = task
         def done(t: asyncio.Task) -> None:
             transfers.pop(call.call_id, None)
@@ -87,14 +96,16 @@ class TransferMixin:
         task.add_done_callback(done)
         return await asyncio.shield(task)
 
-    async def _run_transfer(self, dlg: Dialog, target: str) -> str:
+    async def _run_transfer(self, dlg: Dialog, target: str, mode: str, brief: Brief | None) -> str:
         call = dlg.call
         try:
             dest = await self.hooks.transfer_target(call, target)
         except TransferFailed:
             raise
         except Exception as exc:  # noqa: BLE001 - Refused (rules), bad URI, resolution failure
-            raise TransferFailed(f"target refused: {str(exc)[:200]}") from None
+            raise TransferFailed(f"target refused: {str(exc)[:200]}", "refused") from None
+        if mode == "warm":
+            return await self._warm(dlg, dest, brief)
         why = await self._refer(dlg, dest.request_uri)
         if why == "transferred":
             log.info("call %s: transferred by REFER to %s", clip(call.call_id, 40), clip(dest.request_uri, 80))
@@ -201,35 +212,6 @@ class TransferMixin:
                      and d.call.info.extra.get("transfer_of") == call_id), None)
 
     async def _bridge(self, dlg: Dialog, dest) -> str:
-        caller: LiveCall = dlg.call
-        dest.extra = {**dest.extra, "transfer_of": caller.call_id}
-        dialling = asyncio.ensure_future(self.dial(dest, ring_timeout_s=self.transfer_ring_s))
-        ended = asyncio.ensure_future(caller.ended.wait())
-        try:
-            await asyncio.wait({dialling, ended}, return_when=asyncio.FIRST_COMPLETED)
-            if not dialling.done():  # the caller hung up while the target rang: stop the ringing
-                leg = self._leg_of(caller.call_id)
-                if leg is not None and leg.state == "early":
-                    leg.cancel_asked = True
-                    if leg.responses is not None and not leg.responses.full():
-                        leg.responses.put_nowait(None)  # wake the dialling coroutine
-                await dialling
-        finally:
-            ended.cancel()
-        result = dialling.result()
-        leg = self.dialogs.get(result.call_id)
-        if result.outcome != "answered" or leg is None or leg.call is None:
-            raise TransferFailed(f"the target did not answer ({result.outcome}"
-                                 + (f", {result.status}" if result.status else "") + ")")
-        if caller.ended.is_set():
-            leg.call.end_now("transferred")
-            raise TransferFailed("the caller hung up before the target answered")
-        # the agent leaves the caller: its task is replaced by the relay (the leg's relay already runs)
-        old = dlg.agent_task
-        caller.clear_playout()
-        dlg.agent_task = asyncio.get_running_loop().create_task(RelayAgent(leg.call).run(caller))
-        if old is not None and not old.done():
-            old.cancel()
-        log.info("call %s: bridged to %s (call %s)", clip(caller.call_id, 40), clip(dest.request_uri, 80),
-                 clip(leg.call.call_id, 40))
-        return "bridged"
+        """REFER did not transfer: dial the target ourselves and relay audio (warm.py's helpers)."""
+        leg = await self._dial_leg(dlg, dest, warm=False)
+        return self._join(dlg, leg, dest.request_uri)
