@@ -13,7 +13,7 @@ from django.urls import path
 
 from aioptions.inputs import InputError
 
-from . import contacts, dialer, import_jobs, trunks
+from . import bulk_actions, contacts, dialer, import_jobs, trunks
 from .admin import CampaignAdmin
 from .models import Campaign, Contact, DialerSettings, DoNotCall, Trunk
 from .phones import BadNumber, to_e164
@@ -81,6 +81,7 @@ class ContactAdmin(admin.ModelAdmin):
     search_fields = ("phone", "name")
     readonly_fields = ("attempts", "last_outcome", "last_attempt_at", "claimed_by")
     change_list_template = "admin/campaigns/contact/change_list.html"
+    actions = (bulk_actions.requeue_contacts, bulk_actions.delete_selected)  # large selections: a job with progress
 
     def get_urls(self):
         extra = [path("import/", self.admin_site.admin_view(self.import_view), name="campaigns_contact_import"),

@@ -9,7 +9,7 @@ class CampaignsConfig(AppConfig):
         # the options page (aioptions) lists and edits campaigns through these, never by import
         from aioptions.campaign_hooks import hooks
 
-        from . import selectors, services
+        from . import bulk_actions, import_jobs, selectors, services  # noqa: F401 - the first two register job kinds
 
         hooks.list_campaigns = selectors.list_campaigns
         hooks.set_voice = services.set_campaign_voice

@@ -12,7 +12,7 @@ from aioptions.inputs import InputError
 from aioptions.models import AIConfigChange
 from aioptions.services import ValidationError, as_validation_error
 
-from .models import Campaign
+from .models import Campaign, Contact
 
 
 class CampaignNotFound(campaign_hooks.CampaignNotFound):
@@ -74,3 +74,29 @@ def set_campaign_voice(*, campaign_id: Any, provider: Any, voice_id: Any, user=N
         if changed:
             transaction.on_commit(lambda: broadcast_config(payload))
     return payload
+
+
+# --- bulk changes to contacts (admin actions, run chunk by chunk by campaigns.jobs) -------------
+def requeue_contacts(ids: list[int]) -> dict:
+    """Put these contacts back in the dialer's queue: pending, due now, attempts from zero (the
+    last outcome stays as history). A contact in a call or on do-not-call is left alone, so a
+    re-queue never interrupts a live call or dials a number that must not be called. One
+    transaction: all of ``ids`` or none."""
+    with transaction.atomic():
+        found = dict(Contact.objects.select_for_update().filter(pk__in=ids).values_list("pk", "state"))
+        # the state test is in the UPDATE itself: a contact the dialer claims meanwhile is not touched
+        n = (Contact.objects.filter(pk__in=ids).exclude(state__in=(Contact.State.CALLING, Contact.State.DNC))
+             .update(state=Contact.State.PENDING, attempts=0, next_attempt_at=None, claimed_by=""))
+    states = list(found.values())
+    return {"requeued": n, "in_call": states.count(Contact.State.CALLING),
+            "do_not_call": states.count(Contact.State.DNC), "gone": len(set(ids)) - len(found)}
+
+
+def delete_contacts(ids: list[int]) -> dict:
+    """Delete these contacts (their calls keep their records, without the contact link). A contact
+    in a call is kept: the dialer still has to record its outcome. One transaction: all or none."""
+    with transaction.atomic():
+        found = dict(Contact.objects.select_for_update().filter(pk__in=ids).values_list("pk", "state"))
+        _, per_model = Contact.objects.filter(pk__in=ids).exclude(state=Contact.State.CALLING).delete()
+    n = per_model.get(Contact._meta.label, 0)
+    return {"deleted": n, "in_call": len(found) - n, "gone": len(set(ids)) - len(found)}

@@ -67,7 +67,7 @@ def test_chunked_import_matches_one_shot(admin_client, campaign, media):
             break
     assert [s[0] for s in seen] == [500, 1000, 1200] and all(s[1] == 1200 for s in seen)
     assert [s[2] for s in seen] == sorted(s[2] for s in seen)  # errors only grow
-    assert "hx-post" not in html and not list(media.glob("imports/*.csv"))  # done: no more polls, file removed
+    assert "hx-post" not in html and not list(media.glob("jobs/*.input"))  # done: no more polls, file removed
 
     # the same file in one go, into a second campaign
     other = Campaign.objects.create(name="Other", extension="300")
@@ -120,4 +120,4 @@ def test_non_staff_and_other_users_are_refused(client, campaign, media):
     client.force_login(other)  # someone else's job is not found
     assert client.post(f"{URL}{token}/step/", HTTP_HX_REQUEST="true").status_code == 404
     assert client.get(f"{URL}..secret/").status_code == 404  # not a token: never a path
-    assert Contact.objects.count() == 0 and len(list(media.glob("imports/*.csv"))) == 1
+    assert Contact.objects.count() == 0 and len(list(media.glob("jobs/*.input"))) == 1
