@@ -20,6 +20,7 @@ DTMF_FREQS = {
     "*": (941, 1209), "0": (941, 1336), "#": (941, 1477), "D": (941, 1633),
 }
 DIGITS = re.compile(r"[0-9A-D*#]{1,32}")
+TRANSFER_MODES = ("blind", "warm")
 
 
 def specs(enabled: list[str], targets: list[str]) -> list[dict]:
@@ -27,9 +28,13 @@ def specs(enabled: list[str], targets: list[str]) -> list[dict]:
     defs = {
         "end_call": ("End the call once your goodbye has been said. Use when the caller is done.",
                      {"reason": {"type": "string", "description": "why the call ends"}}, []),
-        "transfer_call": ("Transfer the caller to a person or another number. Tell the caller first.",
+        "transfer_call": ("Transfer the caller to a person or another number. Tell the caller first. "
+                          "mode blind (default): hand the call over at once; warm: you call the target "
+                          "first, brief them on the call, then join the caller (tell the caller to hold).",
                           {"target": {"type": "string", "description": "where to transfer",
-                                      **({"enum": targets} if targets else {})}}, ["target"]),
+                                      **({"enum": targets} if targets else {})},
+                           "mode": {"type": "string", "enum": list(TRANSFER_MODES),
+                                    "description": "blind or warm"}}, ["target"]),
         "add_to_do_not_call": ("Put the caller's number on the do-not-call list when they ask not to be "
                                "called again.", {"reason": {"type": "string"}}, []),
         "send_dtmf": ("Press keys on the phone keypad (for menus): digits 0-9, *, #.",

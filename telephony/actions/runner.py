@@ -55,6 +55,7 @@ class Requests:
 
     hangup: bool = False
     transfer_to: str = ""
+    transfer_mode: str = "blind"  # or "warm": brief the target first (telephony.media.warm)
     records: list[dict] = field(default_factory=list)  # this turn's ToolCall rows
 
 
@@ -142,7 +143,7 @@ class ToolRunner:
             self.requests.hangup = True
             return "ok", "ok: the call ends after your reply; say a short goodbye now"
         if name == "transfer_call":
-            return await self._transfer(str(args.get("target", "")).strip())
+            return await self._transfer(str(args.get("target", "")).strip(), str(args.get("mode") or "blind"))
         if name == "add_to_do_not_call":
             number = builtins.caller_number(getattr(self.call, "caller_uri", "")) or \
                 str((getattr(self.call, "context", {}) or {}).get("to", ""))
@@ -163,11 +164,14 @@ class ToolRunner:
             return "ok", f"ok: pressed {digits}"
         return "refused", f"error: {name} is not enabled"
 
-    async def _transfer(self, target: str) -> tuple[str, str]:
+    async def _transfer(self, target: str, mode: str = "blind") -> tuple[str, str]:
         """Allowed: a campaign transfer target, else a number within the trunk's prefixes or an
-        extension (campaigns.outbound.route); a sip: URI only when it is listed."""
+        extension (campaigns.outbound.route); a sip: URI only when it is listed. The same rules
+        for both modes: a warm transfer dials the target the way a bridged one does."""
         if not target:
             return "error", "error: name a target"
+        if mode not in builtins.TRANSFER_MODES:
+            return "error", "error: mode must be blind or warm"
         if target not in self.actions.transfer_targets:
             if target.lower().startswith("sip:"):
                 return "refused", "error: that SIP address is not a transfer target of this campaign"
@@ -179,5 +183,8 @@ class ToolRunner:
                 return "refused", f"error: {str(exc)[:200]}"
         if not hasattr(self.call, "transfer"):
             return "error", "error: this call cannot be transferred"
-        self.requests.transfer_to = target
+        self.requests.transfer_to, self.requests.transfer_mode = target, mode
+        if mode == "warm":
+            return "ok", ("ok: after your reply you will call the target and brief them; tell the caller to hold "
+                          "while you connect them")
         return "ok", "ok: the transfer starts after your reply; tell the caller you are transferring them"

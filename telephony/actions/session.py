@@ -17,6 +17,14 @@ from .runner import MAX_CALLS_PER_ROUND, Requests, ToolRunner
 
 log = logging.getLogger("telephony.actions")
 MAX_ROUNDS = 3  # tool -> reply -> tool ...: a model looping on tools is cut off here
+# what the agent tells the caller when a transfer did not happen, by the dialled target's outcome
+BACK = "I'm back with you. How else can I help?"
+FAILED_SAYS = {
+    "no_answer": "Sorry, they did not answer.",
+    "busy": "Sorry, their line is busy.",
+    "rejected": "Sorry, they could not take the call right now.",
+    "hung_up": "Sorry, they hung up before I could connect you.",
+}
 
 
 def _load(campaign_id):
@@ -38,6 +46,7 @@ class CallTools:
         self.call = call
         self.clock = clock
         self.runner: ToolRunner | None = None
+        self.transferring = False  # the caller holds: their speech is not a turn (telephony.pipeline.agent)
 
     async def refresh(self) -> None:
         """Re-read the campaign's tools (an admin change reaches the next turn); keep the last
@@ -79,18 +88,31 @@ class CallTools:
             messages.append({"role": "tool", "tool_call_id": call.id or f"call_{i}", "content": outcome.content})
         return messages
 
-    async def transfer(self, target: str, note: Callable[[str], None],
-                       say: Callable[[str], Awaitable[object]]) -> None:
-        """After "putting you through" was heard: REFER, or dial and bridge (telephony.media.transfer).
+    async def transfer(self, target: str, note: Callable[[str], None], say: Callable[[str], Awaitable[object]],
+                       mode: str = "blind", brief: Callable[[object], Awaitable[object]] | None = None) -> str:
+        """After "putting you through" (or "please hold") was heard: blind = REFER, or dial and
+        bridge; warm = dial, ``brief`` the target, then bridge (telephony.media.transfer/warm).
         Bridged, the agent is replaced by the relay (this task is cancelled); failed, the caller
-        stays with the agent, which says so."""
+        stays with the agent, which says why. Returns what it said ('' when it said nothing)."""
+        self.transferring = True
         try:
-            how = await self.call.transfer(target)
-            log.info("call %s: transfer to %s: %s", getattr(self.call, "call_id", "?"), target[:80], how)
+            if mode == "warm":
+                how = await self.call.transfer(target, mode="warm", brief=brief)
+            else:
+                how = await self.call.transfer(target)
+            log.info("call %s: %s transfer to %s: %s", getattr(self.call, "call_id", "?"), mode, target[:80], how)
+            return ""
         except Exception as exc:  # noqa: BLE001 - the caller stays with the agent
-            log.warning("call %s: transfer failed (%s)", getattr(self.call, "call_id", "?"), type(exc).__name__)
-            note(f"transfer failed: {str(exc)[:120]}")
-            await say("Sorry, I could not transfer you. How else can I help?")
+            outcome = getattr(exc, "outcome", "")
+            log.warning("call %s: %s transfer failed (%s %s)", getattr(self.call, "call_id", "?"), mode,
+                        type(exc).__name__, outcome)
+            note(f"{mode} transfer failed: {str(exc)[:120]}")
+        finally:
+            self.transferring = False
+        text = f"{FAILED_SAYS[outcome]} {BACK}" if outcome in FAILED_SAYS else \
+            "Sorry, I could not transfer you. How else can I help?"
+        await say(text)
+        return text
 
     async def save(self, call_record_id: int | None, turn_index: int) -> None:
         records = self.requests.records

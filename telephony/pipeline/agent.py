@@ -167,6 +167,8 @@ class VoicePipelineAgent(TurnLoop):
                 return
 
     async def _handle(self, ev: TurnEvent) -> None:
+        if self.tools.transferring:  # the caller holds while we transfer: no turn, no barge-in
+            return
         if ev.kind == "StartOfTurn":  # prefetch the config for this turn (live changes apply here)
             self._cfg_task = asyncio.create_task(store.resolve_config(self.call.campaign_id))
         for action in self.machine.on_event(ev, self.agent_speaking()):

@@ -11,6 +11,7 @@ import logging
 
 from aioptions.providers import factory
 from aioptions.providers.base import LLMError
+from telephony.actions import summary
 from telephony.actions.session import MAX_ROUNDS
 
 from . import fillers, store
@@ -173,11 +174,25 @@ class TurnLoop:
             await self.tools.save(self.call.record_id, index)
         asked = self.tools.requests
         if asked.transfer_to and not reply.cancelled:
-            await self.tools.transfer(asked.transfer_to, self.note, self._speak)
+            said = await self.tools.transfer(asked.transfer_to, self.note, self._speak, mode=asked.transfer_mode,
+                                             brief=self._brief)
+            if said:  # the model must know the caller is still here, and why
+                self.history.append({"role": "assistant", "content": said})
         elif (chunker.hangup or asked.hangup) and not reply.cancelled:
             self._hangup_requested = True
             await self.call.hangup("agent")
 
+
+    async def _brief(self, leg) -> None:
+        """Warm transfer: the call so far, summed up (LLM, else a template: works offline), spoken
+        to the target's leg in the agent's voice; returns once it has played."""
+        llm = self.llm_client(self.cfg.llm_provider, self.cfg.llm_model)
+        text, how = await summary.summarise(self.history, llm, self.cfg.llm_model)
+        self.note(f"warm transfer: summary ({how}): {text[:200]}")
+        reply = SpokenReply(leg, self.tts, self.fmt, self._tts_fallback([]), [])
+        await reply.push(text)
+        await reply.finish()
+        await reply.wait_played()
 
     async def _record(self, index, ev, speech_end, user_text, heard, barge, eager, llm_requested, llm_first, reply,
                       used_model, errors) -> None:
