@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from aioptions.codecs import g711
-from aioptions.codecs.resample import Resampler
+from aioptions.codecs.resample import resample
 from telephony.media.contract import CallHandle, HangupEvent
 
 
@@ -29,7 +29,7 @@ async def synthesize_wav(text: str, cache_dir: Path) -> Path:
     if proc.returncode != 0 or len(out) < 44:
         raise RuntimeError("espeak-ng failed")
     pcm, rate = read_wav_bytes(out)
-    pcm8 = np.concatenate([Resampler(rate, 8000).process(pcm)])
+    pcm8 = resample(pcm, rate, 8000)
     tmp = path.with_suffix(".tmp")
     with wave.open(str(tmp), "wb") as w:
         w.setnchannels(1)
@@ -62,7 +62,7 @@ def wav_to_g711(path: Path, codec: str) -> bytes:
         pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
         rate = w.getframerate()
     if rate != 8000:
-        pcm = Resampler(rate, 8000).process(pcm)
+        pcm = resample(pcm, rate, 8000)
     return g711.encode(codec, pcm)
 
 
