@@ -197,7 +197,7 @@ class CallFlow:
     async def _retransmit_200(self, dlg: Dialog) -> None:
         """RFC 3261 13.3.1.4: resend the 200 OK until the ACK; without one after 64*T1, hang up."""
         if not await timers.retransmit(lambda: self._send(dlg.last_response, dlg.src), dlg.ack_event,
-                                       send_first=False):
+                                       send_first=False, wait=self.timer_wait):
             if dlg.state == "answered":
                 log.warning("call %s: no ACK after %.0f s, hanging up", clip(dlg.invite.call_id, 40), 64 * timers.T1)
                 await self._end(dlg, "error", send_bye=True)
@@ -337,7 +337,8 @@ class CallFlow:
 
         async def run() -> None:
             try:
-                await timers.retransmit(lambda: self._send(raw, dlg.src), answered, send_first=True)
+                await timers.retransmit(lambda: self._send(raw, dlg.src), answered, send_first=True,
+                                        wait=self.timer_wait)
             finally:
                 self._pending_bye.pop(inv.call_id, None)
 

@@ -26,7 +26,7 @@ from telephony.media.dialogs import Dialog, GatewayHooks
 from telephony.media.outbound import DialResult, OutboundMixin
 from telephony.media.transfer import TransferMixin
 from telephony.rtp.clock import MediaClock
-from telephony.sip import replies
+from telephony.sip import replies, timers
 from telephony.sip.auth import AuthResult, DigestAuth
 from telephony.sip.limits import AuthLockout, CallCounter, Pike, RateLimiter
 from telephony.sip.message import SipMessage, SipParseError, add_received, new_tag, parse, response_to, uri_of, user_of
@@ -59,6 +59,8 @@ class SIPMediaGateway(TransferMixin, OutboundMixin, CallFlow):
         self.policy = policy or SipPolicy()
         self.hold_timeout_s = self.policy.hold_timeout_s
         self.now = clock
+        # how the SIP timers (200 OK and BYE retransmission) wait: real time here, a fake clock in tests
+        self.timer_wait: timers.Wait = timers.wait_event
         self.clock = MediaClock()
         self.auth = DigestAuth(realm, self.hooks.lookup_ha1, self.hooks.open_mode)
         self.registrar = Registrar(self.policy, clock=clock)

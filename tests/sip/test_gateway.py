@@ -1,134 +1,132 @@
-"""The gateway's SIP behaviour with a raw UDP socket as the peer: retransmissions, CANCEL, busy,
-unknown dialogs and methods, RTP timeout, malformed input."""
+"""The gateway's core SIP behaviour: INVITE retransmission, the 200 OK resent until the ACK, busy,
+CANCEL of an early dialog, unknown dialogs and methods, RTP timeout, malformed input.
+
+On the fake wire (tests/sip/wire.py): datagrams go straight to the gateway's handler, what it sends
+is collected, and time is a FakeClock the test moves — so each test waits for an event (a message
+sent, a timer pending, a call finalised), never for a window of wall-clock time.
+"""
+
+from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 
-from telephony.agents.echo import EchoAgent
-from telephony.media.gateway import GatewayHooks, SIPMediaGateway
 from telephony.sip.message import parse
+from telephony.sip.timers import T1, T2
 
-# real-time calls (paced media, provider or SIP timers): not in the fast default
-pytestmark = pytest.mark.slow
+from .wire import Wire, make_gateway, request, sdp
 
-SDP = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-       b"m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n")
-
-
-def invite(call_id: str, branch: str = "z9hG4bKinv1", body: bytes = SDP, extra: str = "") -> bytes:
-    head = (f"INVITE sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch={branch};rport\r\n"
-            f"From: <sip:t@127.0.0.1>;tag=ft\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n"
-            f"Contact: <sip:t@127.0.0.1:5999>\r\nContent-Type: application/sdp\r\n{extra}"
-            f"Content-Length: {len(body)}\r\n\r\n")
-    return head.encode() + body
-
-
-def request(method: str, call_id: str, branch: str, cseq: int, to_tag: str = "") -> bytes:
-    to = f"<sip:100@127.0.0.1>{';tag=' + to_tag if to_tag else ''}"
-    return (f"{method} sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch={branch};rport\r\n"
-            f"From: <sip:t@127.0.0.1>;tag=ft\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
-            f"Content-Length: 0\r\n\r\n").encode()
-
-
-class Peer:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.setblocking(False)
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendto(data, ("127.0.0.1", self.port))
-
-    async def recv_all(self, seconds: float, raw: bool = False) -> list:
-        out = []
-        loop = asyncio.get_running_loop()
-        end = loop.time() + seconds
-        while loop.time() < end:
-            try:
-                data = self.sock.recv(65535)
-                out.append(data if raw else parse(data))
-            except BlockingIOError:
-                await asyncio.sleep(0.01)
-        return out
+PHONE = ("127.0.0.1", 5999)
 
 
 @pytest.fixture
-async def gateway():
-    ended = []
-
-    async def on_end(call, stats, path):
-        ended.append(call.end_reason)
-
-    gw = SIPMediaGateway(host="127.0.0.1", port=0, rtp_ports=(41000, 41100), agent_factory=lambda c: EchoAgent(),
-                         hooks=GatewayHooks(on_call_ended=on_end), max_calls=1, rtp_timeout_s=30.0)
-    await gw.start()
-    gw.ended = ended
-    yield gw
+async def wire():
+    gw, clock = make_gateway(max_calls=1)
+    w = Wire(gw, clock)
+    yield w
     await gw.aclose()
 
 
-async def test_invite_retransmit_makes_one_call_and_200_repeats_until_ack(gateway):
-    peer = Peer(gateway.port)
-    peer.send(invite("c1"))
-    peer.send(invite("c1"))  # retransmission
-    msgs = await peer.recv_all(1.3)
-    statuses = [m.status for m in msgs]
-    assert statuses[0] == 100 and 180 in statuses
-    assert statuses.count(200) >= 2  # 200 OK retransmitted (T1 = 500 ms) while no ACK came
-    assert gateway.stats["invites"] == 1 and gateway.active_calls == 1
-    ok = next(m for m in msgs if m.status == 200)
+async def settle(w: Wire) -> None:
+    """Wait for the calls being ended to be finalised (on_call_ended has run)."""
+    if w.gw._ending:
+        await asyncio.gather(*list(w.gw._ending))
+
+
+def invite(call_id: str, branch: str, body: bytes | None = None) -> bytes:
+    return request("INVITE", call_id, branch=branch, body=sdp() if body is None else body)
+
+
+async def test_invite_retransmit_makes_one_call_and_200_repeats_until_ack(wire):
+    wire.feed(invite("c1", "z9hG4bKinv1"))
+    wire.feed(invite("c1", "z9hG4bKinv1"))  # retransmission: answered from the transaction, no second call
+    ok = await wire.until(lambda m: m.status == 200)
+    assert [m.status for m in wire.peek()] == [100, 100, 180, 200]
+    assert wire.gw.stats["invites"] == 1 and wire.gw.active_calls == 1
     assert b"m=audio" in ok.body and b"RTP/AVP 0 101" in ok.body
-    to_tag = ok.get("to").split("tag=")[1]
-    peer.send(request("ACK", "c1", "z9hG4bKack", 1, to_tag))
-    await peer.recv_all(0.1)
-    assert [m.status for m in await peer.recv_all(1.2)].count(200) == 0  # no more retransmits after ACK
-    peer.send(request("BYE", "c1", "z9hG4bKbye", 2, to_tag))
-    assert [m.status for m in await peer.recv_all(0.5)] == [200]
-    await asyncio.sleep(0.1)
-    assert gateway.ended == ["bye"]
+
+    await wire.clock.sleeping()  # the 200 OK's retransmit timer (T1) is pending
+    wire.clock.advance(T1)
+    again = await wire.until(lambda m: m.status == 200, count=2)  # no ACK within T1: the 200 OK again
+    assert again.to_tag == ok.to_tag and again.body == ok.body
+
+    retransmitter = wire.gw.dialogs["c1"].tasks[0]
+    wire.feed(request("ACK", "c1", branch="z9hG4bKack", to_tag=ok.to_tag))
+    await asyncio.wait_for(retransmitter, 10)  # the ACK stops the timer (the bound only stops a hang) ...
+    wire.take()
+    wire.clock.advance(64 * T1)
+    assert wire.clock.sleepers == 0 and wire.take() == []  # ... so no more 200s, whatever the time
+
+    wire.feed(request("BYE", "c1", branch="z9hG4bKbye", cseq=2, to_tag=ok.to_tag))
+    assert wire.statuses() == [200]
+    await settle(wire)
+    assert wire.gw.ended == ["bye"] and wire.gw.active_calls == 0
 
 
-async def test_busy_cancel_and_unknown(gateway):
-    gateway.ring_ms = 3000
-    peer = Peer(gateway.port)
-    peer.send(invite("c2", branch="z9hG4bKa"))
-    await peer.recv_all(0.3)
-    peer.send(invite("c3", branch="z9hG4bKb"))  # over max_calls=1
-    assert 486 in [m.status for m in await peer.recv_all(0.3)]
-    cancel = request("CANCEL", "c2", "z9hG4bKa", 1)
-    peer.send(cancel)
-    got = await peer.recv_all(0.5)
+async def test_no_ack_at_all_resends_on_the_rfc_schedule_then_hangs_up(wire):
+    ok = await wire.call("c-noack", ack=False)
+    await wire.clock.run_until(wire.gw.dialogs["c-noack"].tasks[0])  # 35.5 s of fake time, at once
+    sent = [(at, parse(raw)) for at, raw in wire.history]
+    oks = [at for at, m in sent if m.status == 200 and m.cseq[1] == "INVITE"]
+    # RFC 3261 13.3.1.4: T1, doubling, capped at T2, until 64*T1 (32 s) of waiting has passed
+    assert [b - a for a, b in zip(oks, oks[1:], strict=False)] == [T1, 2 * T1, 4 * T1] + [T2] * 8
+    bye_at, bye = next((at, m) for at, m in sent if m.method == "BYE")
+    assert bye.call_id == "c-noack" and f"tag={ok.to_tag}" in bye.get("from") and bye_at == oks[-1]
+    await settle(wire)
+    assert wire.gw.ended == ["error"]
+
+
+async def test_busy_cancel_and_unknown(wire):
+    release, setup = asyncio.Event(), []
+
+    async def started(info) -> dict:  # holds c2 in set-up: an early dialog, like a ringing phone
+        setup.append(asyncio.current_task())
+        await release.wait()
+        return {}
+
+    wire.gw.hooks.on_call_started = started
+    wire.feed(invite("c2", "z9hG4bKa"))
+    await wire.until(lambda m: m.status == 100)
+    wire.take()
+    wire.feed(invite("c3", "z9hG4bKb"))  # over max_calls=1
+    assert wire.statuses() == [486]
+
+    wire.feed(request("CANCEL", "c2", branch="z9hG4bKa"))
+    got = [m for m, _ in wire.take()]
     assert sorted(m.status for m in got) == [200, 487]
     assert next(m for m in got if m.status == 487).cseq == (1, "INVITE")
-    await asyncio.sleep(0.1)
-    assert gateway.ended == ["cancel"]
-    peer.send(request("BYE", "nope", "z9hG4bKc", 2, "x"))
-    peer.send(request("SUBSCRIBE", "c9", "z9hG4bKd", 1))
-    statuses = sorted(m.status for m in await peer.recv_all(0.4))
-    assert statuses == [405, 481]
+    release.set()
+    await settle(wire)
+    await setup[0]  # the released set-up saw the cancel ...
+    assert wire.gw.ended == ["cancel"] and wire.gw.active_calls == 0
+    assert wire.take() == []  # ... and neither rang nor answered
+
+    wire.feed(request("BYE", "nope", branch="z9hG4bKc", cseq=2, to_tag="x"))
+    wire.feed(request("SUBSCRIBE", "c9", branch="z9hG4bKd"))
+    assert sorted(wire.statuses()) == [405, 481]
 
 
-async def test_rtp_timeout_ends_the_call_with_bye(gateway):
-    gateway.rtp_timeout_s = 1.0
-    peer = Peer(gateway.port)
-    peer.send(invite("c4"))
-    ok = next(m for m in await peer.recv_all(0.4) if m.status == 200)
-    peer.send(request("ACK", "c4", "z9hG4bKack4", 1, ok.get("to").split("tag=")[1]))
-    msgs = await peer.recv_all(2.5)  # no RTP at all: timeout after 1 s
-    assert any(m.method == "BYE" for m in msgs)
-    assert gateway.ended == ["rtp_timeout"]
+async def test_rtp_timeout_ends_the_call_with_bye(wire):
+    await wire.call("c4")  # no RTP at all from the caller
+    wire.take()
+    wire.clock.advance(wire.gw.rtp_timeout_s - 1)
+    wire.gw.housekeeping()
+    assert wire.take() == [] and wire.gw.active_calls == 1  # not yet
+    wire.clock.advance(2)
+    wire.gw.housekeeping()
+    bye = await wire.until(lambda m: m.method == "BYE")
+    assert bye.call_id == "c4"
+    await settle(wire)
+    assert wire.gw.ended == ["rtp_timeout"]
 
 
-async def test_no_common_codec_is_488_and_garbage_is_400_or_dropped(gateway):
-    peer = Peer(gateway.port)
-    peer.send(invite("c5", body=SDP.replace(b"RTP/AVP 0 101", b"RTP/AVP 18")))
-    assert [m.status for m in await peer.recv_all(0.3)] == [488]
-    peer.send(b"INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKz;rport\r\n\r\n")
-    replies = await peer.recv_all(0.3, raw=True)
-    assert len(replies) == 1 and replies[0].startswith(b"SIP/2.0 400 Bad Request")
-    peer.send(b"\x00\xff garbage")
-    assert await peer.recv_all(0.2) == []
-    assert gateway.stats["bad_messages"] == 2 and gateway.active_calls == 0
+async def test_no_common_codec_is_488_and_garbage_is_400_or_dropped(wire):
+    wire.feed(invite("c5", "z9hG4bK5", body=sdp().replace(b"RTP/AVP 0 101", b"RTP/AVP 18")))
+    assert wire.statuses() == [488]
+    wire.feed(b"INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKz;rport\r\n\r\n")
+    assert len(wire.sent) == 1 and wire.sent[0][0].startswith(b"SIP/2.0 400 Bad Request")
+    wire.sent.clear()
+    wire.feed(b"\x00\xff garbage")
+    assert wire.sent == []
+    assert wire.gw.stats["bad_messages"] == 2 and wire.gw.active_calls == 0

@@ -18,14 +18,75 @@ SDP = ("v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n"
 
 
 class FakeClock:
+    """The gateway's clock (``gw.now``) and its SIP timers' wait (``gw.timer_wait``): time moves only
+    when the test says so, so a retransmission or a timeout happens exactly when told."""
+
     def __init__(self, t: float = 1000.0) -> None:
         self.t = t
+        self.deadlines: list[float] = []  # of the timer waits pending right now
+        self._changed = asyncio.Event()  # replaced at each change: time moved, a wait began or ended
 
     def __call__(self) -> float:
         return self.t
 
+    @property
+    def sleepers(self) -> int:
+        return len(self.deadlines)
+
+    def _signal(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
     def advance(self, seconds: float) -> None:
         self.t += seconds
+        self._signal()
+
+    async def wait(self, done: asyncio.Event, seconds: float) -> bool:
+        """A ``timers.Wait`` on this clock: True once ``done`` is set, False when ``seconds`` of fake
+        time have passed first."""
+        deadline = self.t + seconds
+        self.deadlines.append(deadline)
+        self._signal()
+        try:
+            while not done.is_set() and self.t < deadline:
+                await _first(done.wait(), self._changed.wait())
+            return done.is_set()
+        finally:
+            self.deadlines.remove(deadline)
+            self._signal()
+
+    async def sleeping(self, n: int = 1, bound_s: float = 10.0) -> None:
+        """Wait until ``n`` timer waits are pending, so an ``advance`` lands on them (the bound only
+        stops a broken test from hanging)."""
+        async def wait() -> None:
+            while self.sleepers < n:
+                await self._changed.wait()
+        await asyncio.wait_for(wait(), bound_s)
+
+    async def run_until(self, aw, bound_s: float = 10.0):
+        """Await ``aw`` while jumping the clock to each pending timer's deadline as it comes (what a
+        real clock would do, without the waiting); the bound only stops a broken test from hanging."""
+        async def drive():
+            task = asyncio.ensure_future(aw)
+            while not task.done():
+                ahead = [d for d in self.deadlines if d > self.t]
+                if ahead:
+                    self.advance(min(ahead) - self.t)
+                else:
+                    await _first(task, self._changed.wait())
+            return task.result()
+        return await asyncio.wait_for(drive(), bound_s)
+
+
+async def _first(*aws) -> None:
+    """Wait for the first of ``aws`` to finish and cancel the rest (never cancels a given task)."""
+    futures = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(futures, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for f, a in zip(futures, aws, strict=True):
+            if f is not a:
+                f.cancel()
 
 
 def sdp(ip: str = "127.0.0.1", port: int = 40000, direction: str = "sendrecv") -> bytes:
@@ -63,12 +124,14 @@ class Wire:
     def __init__(self, gw: SIPMediaGateway, clock: FakeClock) -> None:
         self.gw, self.clock = gw, clock
         self.sent: list[tuple[bytes, tuple[str, int]]] = []
+        self.history: list[tuple[float, bytes]] = []  # (fake time, datagram) of every send, never cleared
         self._sent_event = asyncio.Event()
         gw.transport.sendto = self._sendto
         gw.port = 5060
 
     def _sendto(self, data: bytes, addr: tuple[str, int]) -> None:
         self.sent.append((data, addr))
+        self.history.append((self.clock(), data))
         self._sent_event.set()
 
     def feed(self, raw: bytes, src: tuple[str, int] = ("127.0.0.1", 5999), local_ip: str = "127.0.0.1") -> None:
@@ -79,19 +142,22 @@ class Wire:
         self.sent.clear()
         return out
 
+    def peek(self) -> list[SipMessage]:
+        """What the gateway has sent so far, without forgetting it."""
+        return [parse(d) for d, _ in self.sent]
+
     def statuses(self) -> list[int]:
         return [m.status for m, _ in self.take() if m.status]
 
-    async def until(self, pred, bound_s: float = 10.0) -> SipMessage:
-        """Wait until the gateway has sent a message matching ``pred`` (woken by each send; the
-        bound only stops a broken test from hanging)."""
+    async def until(self, pred, bound_s: float = 10.0, *, count: int = 1) -> SipMessage:
+        """Wait until the gateway has sent ``count`` messages matching ``pred`` and return the last
+        (woken by each send; the bound only stops a broken test from hanging)."""
         async def wait() -> SipMessage:
             while True:
                 self._sent_event.clear()
-                for data, _addr in self.sent:
-                    m = parse(data)
-                    if pred(m):
-                        return m
+                found = [m for m in (parse(data) for data, _addr in self.sent) if pred(m)]
+                if len(found) >= count:
+                    return found[count - 1]
                 await self._sent_event.wait()
         return await asyncio.wait_for(wait(), bound_s)
 
@@ -121,5 +187,6 @@ def make_gateway(tmp_path=None, *, accounts: dict[str, str] | None = None, polic
                          hooks=hooks, max_calls=max_calls, rtp_timeout_s=30.0, policy=policy or SipPolicy(),
                          clock=clock, advertise=advertise)
     gw.rtp_host = "127.0.0.1"  # even a 0.0.0.0 gateway keeps its test RTP sockets on loopback
+    gw.timer_wait = clock.wait  # 200 OK / BYE retransmissions run on the fake clock too
     gw.ended = ended
     return gw, clock
