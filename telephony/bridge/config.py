@@ -77,3 +77,44 @@ def build_policy(*, trusted: str | list[str] | None = None, hold_timeout_s: floa
         raise ValueError("SIP_AUTH_LOCKOUT_S must be >= 0")
     return SipPolicy(invite_rate=rate, invite_burst=burst, max_calls_per_source=per_source,
                      auth_fail_limit=fails, auth_lockout_s=lockout, hold_timeout_s=hold, trusted=nets)
+
+
+PROXY_SIP_PORT = 5060
+
+
+def parse_outbound_proxy(value: str | None, proxies: tuple = ()) -> tuple[str, int] | None:
+    """Where a fleet bridge sends calls to registered extensions: ``IP[:PORT]`` (--outbound-proxy),
+    else the first --trusted-proxy when all are single addresses (port 5060), else None (the
+    bridge's own registrar: the single-process default).
+
+    Why through the proxy: behind Kamailio, phones register there (usrloc in PostgreSQL), never
+    with a bridge, so only the proxy knows where ``alice`` is; it routes a bridge's INVITE by its
+    Request-URI user without a challenge (bridges are trusted by source address). An IP literal
+    only, like --advertise: nothing is resolved. Raises ValueError naming the bad value."""
+    value = (value or "").strip()
+    if not value:
+        single = [n for n in proxies if n.num_addresses == 1]
+        if len(single) != len(proxies) or not single:
+            return None  # a network, or none: no one address to send to
+        return str(single[0].network_address), PROXY_SIP_PORT
+    host, port = value, PROXY_SIP_PORT
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        if rest:
+            port = _port(rest.removeprefix(":"), value)
+    elif value.count(":") == 1:
+        host, _, p = value.partition(":")
+        port = _port(p, value)
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"--outbound-proxy must be IP[:PORT] (no hostnames), got {value[:80]!r}") from None
+    if addr.is_unspecified or addr.is_multicast:
+        raise ValueError(f"--outbound-proxy must be a proxy's address, not {addr}")
+    return str(addr), port
+
+
+def _port(text: str, value: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError(f"--outbound-proxy: bad port in {value[:80]!r}")
+    return int(text)

@@ -152,6 +152,11 @@ class OutboundCalls:
 
     async def target_for(self, plan: RoutePlan) -> OutboundTarget:
         if plan.kind == "extension":
+            proxy = getattr(self.runner, "outbound_proxy", None)
+            if proxy is not None:  # fleet: the proxy's usrloc knows the phone; it answers 404 if nobody is there
+                ip, port = proxy
+                host = f"[{ip}]" if ":" in ip else ip
+                return OutboundTarget(request_uri=f"sip:{plan.dest}@{host}:{port}", dest=(ip, port), dialed=plan.dest)
             found = self.gw.registrar.find_user(plan.dest)
             if not found:
                 raise Refused(f"extension {plan.dest} is not registered to this bridge")

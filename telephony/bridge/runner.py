@@ -65,9 +65,10 @@ class BridgeRunner:
                  advertise: str | None = None, hold_timeout_s: float | None = None,
                  trusted: str | list[str] | None = None, policy: SipPolicy | None = None,
                  accounts_poll_s: float = 2.0, node_beat_s: float = 2.0, proxies: tuple = (),
-                 dialer: bool | None = None) -> None:
+                 dialer: bool | None = None, outbound_proxy: tuple[str, int] | None = None) -> None:
         """advertise/hold_timeout_s/trusted default to the SIP_* settings; a bad value raises
-        ValueError (the command turns it into a CommandError)."""
+        ValueError (the command turns it into a CommandError). ``outbound_proxy`` (ip, port): calls
+        to registered extensions go there (fleet: phones register with Kamailio, not with us)."""
         self.publish_heartbeat = publish_heartbeat
         self._beat: asyncio.Task | None = None
         self.runtime = ProcessRuntime()  # loop-lag monitor, provider warm-up and pools (issue 18)
@@ -90,6 +91,7 @@ class BridgeRunner:
             max_calls=max_calls, rtp_timeout_s=rtp_timeout_s or settings.SIP_RTP_TIMEOUT_S, ring_ms=ring_ms,
             realm=settings.SIP_REALM, recordings_dir=Path(settings.MEDIA_ROOT) / "recordings",
             policy=self.policy, advertise=self.advertise)
+        self.outbound_proxy = outbound_proxy
         self.outbound = OutboundCalls(self)  # trunks, routing and caps of the calls this bridge places
         self.control = None  # loopback control channel (manage.py dial), run_sip_bridge only
         self.dialer = None  # the campaign dialer (telephony.bridge.dialer): on in run_sip_bridge

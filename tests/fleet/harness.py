@@ -133,8 +133,12 @@ def sipp(tmp: Path, name: str, scenario: str, *, ip: str, port: int, extra: str,
 
 
 def fleet_script(tmp: Path, body: str, *, drain_timeout: float = 30, kam_extra: str = "",
-                 kam_cfg: Path | None = None) -> str:
-    """Bring the fleet up, run ``body``, tear everything down (also on failure)."""
+                 kam_cfg: Path | None = None, agent: str = "echo", prelude: str = "") -> str:
+    """Bring the fleet up, run ``body``, tear everything down (also on failure).
+
+    ``prelude`` runs once the database is ready and before Kamailio and the bridges start (e.g.
+    Redis, fake providers, exported settings the bridges must see); every PID it appends to
+    ``$EXTRA_PIDS`` is stopped at exit after the bridges."""
     q = shlex.quote
     t = q(str(tmp))
     kam_cfg = q(str(kam_cfg or ROOT / "deploy" / "kamailio" / "kamailio.cfg"))
@@ -143,18 +147,19 @@ def fleet_script(tmp: Path, body: str, *, drain_timeout: float = 30, kam_extra: 
     for name, ip, rtp in (("A", "127.0.0.11", "20000-20998"), ("B", "127.0.0.12", "22000-22998")):
         log = q(str(tmp / f"bridge{name}.log"))
         bridges += f"""
-{q(PY)} manage.py run_sip_bridge --agent echo --host {ip} --port 5080 --rtp-ports {rtp} \\
+{q(PY)} manage.py run_sip_bridge --agent {agent} --host {ip} --port 5080 --rtp-ports {rtp} \\
     --trusted-proxy 127.0.0.1 --drain-timeout {drain_timeout} --max-calls 50 --ring-ms 50 > {log} 2>&1 &
 BRIDGE_{name}=$!
 """
     return f"""
 T={t}
 PG={q(str(PG))}
-KAM=""; BRIDGE_A=""; BRIDGE_B=""; PGD=/nonexistent
+KAM=""; BRIDGE_A=""; BRIDGE_B=""; PGD=/nonexistent; EXTRA_PIDS=""
 cleanup() {{
   for p in $BRIDGE_A $BRIDGE_B; do kill -TERM $p 2>/dev/null; done
   for i in $(seq 1 100); do kill -0 $BRIDGE_A 2>/dev/null || kill -0 $BRIDGE_B 2>/dev/null || break; sleep 0.1; done
   for p in $BRIDGE_A $BRIDGE_B; do kill -KILL $p 2>/dev/null; done
+  for p in $EXTRA_PIDS; do kill -TERM $p 2>/dev/null; done
   # Kamailio's main process stops its children on SIGTERM; a SIGKILL would orphan them
   if [ -n "$KAM" ]; then
     KIDS=$(pgrep -P $KAM); kill -TERM $KAM 2>/dev/null
@@ -181,6 +186,7 @@ from telephony.models import SipAccount
 for u, p, active in (('bob', 'other', True), ('alice', 's3cret', True), ('carol', 'gone', False)):
     a = SipAccount(username=u, realm='talky', active=active); a.set_password(p); a.save()
 " || exit 17
+{prelude}
 kamailio -DD -E -f {kam_cfg} -m 64 -M 8 -A "RUNDIR=\\"$T/run\\"" -A 'DBURL="{db}"' \\
     -A 'SQLCON="fleet=>{db}"' {kam_extra} > $T/kam.log 2>&1 &
 KAM=$!

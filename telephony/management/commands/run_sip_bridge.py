@@ -47,6 +47,10 @@ class Command(BaseCommand):
         parser.add_argument("--trusted-proxy", metavar="ADDR[,ADDR]", default="",
                             help="fleet mode: take SIP only from these proxies (Kamailio), which authenticate "
                                  "callers; other sources are dropped. RTP still flows to phones directly")
+        parser.add_argument("--outbound-proxy", metavar="IP[:PORT]", default="",
+                            help="fleet mode: send calls to registered extensions (manage.py dial, transfers) "
+                                 "to this proxy, which knows where phones registered. Default: the "
+                                 "--trusted-proxy address, port 5060")
         parser.add_argument("--drain-timeout", metavar="SECONDS", type=float, default=None,
                             help="on SIGTERM (or a drain request) refuse new calls with 503 and let live "
                                  "calls run this long before ending them with BYE. Default: 30 with "
@@ -56,7 +60,7 @@ class Command(BaseCommand):
                             help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics (loopback only)")
 
     def handle(self, *args, **opts):
-        from telephony.bridge.config import build_policy, parse_advertise, parse_proxies
+        from telephony.bridge.config import build_policy, parse_advertise, parse_outbound_proxy, parse_proxies
         from telephony.bridge.runner import BridgeRunner
 
         if opts["agent"] not in AGENTS:
@@ -64,6 +68,7 @@ class Command(BaseCommand):
         try:
             advertise = parse_advertise(opts["advertise"])
             proxies = parse_proxies(opts["trusted_proxy"])
+            outbound_proxy = parse_outbound_proxy(opts["outbound_proxy"], proxies)
             policy = build_policy(trusted=opts["trusted"], hold_timeout_s=opts["hold_timeout"], proxies=proxies)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
@@ -73,7 +78,8 @@ class Command(BaseCommand):
         runner = BridgeRunner(host=opts["host"], port=opts["port"], rtp_ports=parse_range(opts["rtp_ports"]),
                               agent=opts["agent"], max_calls=opts["max_calls"], ring_ms=opts["ring_ms"],
                               rtp_timeout_s=opts["rtp_timeout"], publish_heartbeat=True,
-                              advertise=advertise or "", policy=policy, proxies=proxies)
+                              advertise=advertise or "", policy=policy, proxies=proxies,
+                              outbound_proxy=outbound_proxy)
         self.drain_timeout = opts["drain_timeout"]
         self.metrics_port = opts["metrics_port"]
         if not 0 <= self.metrics_port <= 65535:
