@@ -8,6 +8,7 @@ import pytest
 from aioptions.fakes.openai_server import ECHO, FakeOpenAIServer
 from aioptions.providers.base import LLMError
 from aioptions.providers.llm import GroqLLM, OpenAILLM
+from tests.eventually import eventually
 
 MSGS = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]
 _MADE: list = []
@@ -133,20 +134,18 @@ async def test_explicit_retries_are_the_sdks_and_honour_retry_after():
         llm = track(
             GroqLLM(api_key="k", model="openai/gpt-oss-20b", base_url=srv.groq_base_url, max_retries=1)
         )
-        t0 = time.monotonic()
         assert "".join(await drain(llm.stream(MSGS))) == "Sure, Tuesday at three works."
         first, second = srv.chat_requests()
-        assert second["at"] - first["at"] >= 0.9  # retry-after: 1
-        assert time.monotonic() - t0 < 3
+        assert second["at"] - first["at"] >= 0.9  # retry-after: 1 (a lower bound: load only adds to it)
 
 
 async def test_timeout_and_connection_refused():
     async with FakeOpenAIServer(fail="hang") as srv:
         for llm in clients(srv, timeout=0.4):
             t0 = time.monotonic()
-            with pytest.raises(LLMError) as err:
-                await drain(llm.stream(MSGS))
-            assert err.value.kind == "timeout" and 0.35 < time.monotonic() - t0 < 2
+            with pytest.raises(LLMError) as err:  # the server never answers: only our 0.4 s timeout ends it
+                await asyncio.wait_for(drain(llm.stream(MSGS)), 30)
+            assert err.value.kind == "timeout" and time.monotonic() - t0 >= 0.35  # not before the timeout
     with pytest.raises(LLMError) as err:
         await drain(
             track(OpenAILLM(api_key="k", model="gpt-4o-mini", base_url="http://127.0.0.1:9/v1")).stream(MSGS)
@@ -164,18 +163,16 @@ async def test_cancel_mid_stream_stops_the_server_stream():
                 if len(got) == 3:
                     await s.cancel()
             assert len(got) == 3 and s.result.text == "word " * 3 and s.result.finished_at is not None
-        await asyncio.sleep(0.2)
-        assert srv.cancelled == 2  # the server saw both streams cut off and stopped writing
+        await eventually(lambda: srv.cancelled == 2)  # the server saw both streams cut off and stopped writing
 
 
 async def test_cancel_from_another_task_while_waiting_for_the_first_token():
     async with FakeOpenAIServer(fail="hang") as srv:
         s = clients(srv)[0].stream(MSGS)
         consumer = asyncio.create_task(drain(s))
-        await asyncio.sleep(0.2)
-        t0 = time.monotonic()
+        await eventually(lambda: srv.chat_requests())  # the request is in; the server will never answer
         await s.cancel()
-        assert await asyncio.wait_for(consumer, 1) == [] and time.monotonic() - t0 < 0.5
+        assert await asyncio.wait_for(consumer, 10) == []  # so only the cancel can have ended it
 
 
 async def test_cancel_before_iteration_sends_nothing_and_a_stream_iterates_once():
