@@ -50,12 +50,22 @@ class LiveConfig:
                     self.events += 1
                     try:
                         await self.apply()
+                        self.log_received(message)
                     except Exception:  # noqa: BLE001 - a bad event must not end the call
                         log.exception("call %s: live config change failed", self.agent.call.call_id)
                     self.changed.set()
         finally:
             with contextlib.suppress(Exception):
                 await layer.group_discard(CONFIG_GROUP, channel)
+
+    def log_received(self, message: dict) -> None:
+        """One line per call and change: which config version reached this call and what it now
+        holds. It is how an operator (and the fleet test) sees that a save on the page reached
+        the live calls of every bridge process, not only at their next turn's re-read."""
+        cfg = self.agent.cfg
+        version = ((message.get("payload") or {}).get("config") or {}).get("version")
+        log.info("call %s: config v%s received live: llm %s/%s, voice %s/%s", self.agent.call.call_id, version,
+                 cfg.llm_provider, cfg.llm_model, cfg.tts_provider, cfg.voice_id)
 
     async def apply(self) -> None:
         agent = self.agent
