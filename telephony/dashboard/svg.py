@@ -14,8 +14,9 @@ def bar_chart(stats: list[dict], width: int = 640) -> str:
     row_h, label_w = 34, 150
     vmax = max([s["p95"] or 0 for s in stats] + [1])
     scale = (width - label_w - 80) / vmax
-    parts = [f'<svg class="chart bars" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-             f'height="{row_h * len(stats) + 10}" role="img" aria-label="p50 and p95 per stage">']
+    height = row_h * len(stats) + 10  # the viewBox lets CSS shrink the chart to a narrow screen
+    parts = [f'<svg class="chart bars" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="p50 and p95 per stage">']
     for i, s in enumerate(stats):
         y = 5 + i * row_h
         parts.append(f'<text x="0" y="{y + 17}" font-size="12">{escape(s["label"])}</text>')
@@ -37,8 +38,9 @@ def waterfall(turns, width: int = 720) -> str:
     row_h, label_w = 26, 60
     ends = [t.first_rtp_ms or 0 for t in turns] + [1]
     scale = (width - label_w - 70) / max(ends)
-    parts = [f'<svg class="chart waterfall" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-             f'height="{row_h * len(turns) + 24}" role="img" aria-label="latency waterfall per turn">']
+    height = row_h * len(turns) + 24
+    parts = [f'<svg class="chart waterfall" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="latency waterfall per turn">']
     for i, t in enumerate(turns):
         y = 4 + i * row_h
         parts.append(f'<text x="0" y="{y + 14}" font-size="12">turn {t.index}</text>')
@@ -92,7 +94,7 @@ def turn_bar(t, scale_ms: float, width: int = 320) -> str:
     """One turn's waterfall as a single stacked bar (same segments and colours as ``waterfall``)."""
     scale = (width - 2) / max(scale_ms, 1.0)
     parts = [f'<svg class="turnbar" xmlns="http://www.w3.org/2000/svg" width="{width}" height="14" '
-             f'role="img" aria-label="latency of turn {t.index}">']
+             f'viewBox="0 0 {width} 14" role="img" aria-label="latency of turn {t.index}">']
     prev = 0.0
     for field, color, label in SEGMENTS:
         v = getattr(t, field)
