@@ -21,6 +21,7 @@ from aioptions.events import CONFIG_GROUP
 from . import store
 
 log = logging.getLogger("telephony.pipeline")
+RETRY_MIN_S, RETRY_MAX_S = 0.5, 5.0  # channel layer outage: first wait, longest wait between tries
 
 
 def turn_key(turn) -> tuple:
@@ -38,25 +39,58 @@ class LiveConfig:
         self.changed = asyncio.Event()  # set after each handled change (tests wait on it)
 
     async def run(self) -> None:
+        """Listen for the call's whole life. The channel layer failing (Redis restarted or out of
+        reach) must not end live config for the call: the receive raises, this waits (0.5 s
+        doubling to 5 s), joins the group again (a restarted Redis has forgotten it) and re-reads
+        the config once, for a change saved while it was away."""
         layer = get_channel_layer()
         if layer is None:
             return
-        channel = await layer.new_channel()
-        await layer.group_add(CONFIG_GROUP, channel)
+        channel, delay = None, 0.0
         try:
             while True:
-                message = await layer.receive(channel)
-                if message.get("type") == "config.updated":
-                    self.events += 1
-                    try:
-                        await self.apply()
-                        self.log_received(message)
-                    except Exception:  # noqa: BLE001 - a bad event must not end the call
-                        log.exception("call %s: live config change failed", self.agent.call.call_id)
-                    self.changed.set()
+                try:
+                    if channel is None:
+                        channel = await layer.new_channel()
+                    await layer.group_add(CONFIG_GROUP, channel)
+                    if delay:
+                        delay = 0.0
+                        await self.catch_up()
+                    await self._listen(layer, channel)
+                except Exception as exc:  # noqa: BLE001 - an outage of the layer must not end the call
+                    if not delay:  # once per outage, not once per retry
+                        log.warning("call %s: channel layer failed (%s: %s); live config resumes when it is back",
+                                    self.agent.call.call_id, type(exc).__name__, exc)
+                    delay = min(max(delay * 2, RETRY_MIN_S), RETRY_MAX_S)
+                    await asyncio.sleep(delay)
         finally:
-            with contextlib.suppress(Exception):
-                await layer.group_discard(CONFIG_GROUP, channel)
+            if channel is not None:
+                with contextlib.suppress(Exception):
+                    await layer.group_discard(CONFIG_GROUP, channel)
+
+    async def _listen(self, layer, channel: str) -> None:
+        while True:
+            message = await layer.receive(channel)
+            if message.get("type") == "config.updated":
+                self.events += 1
+                try:
+                    await self.apply()
+                    self.log_received(message)
+                except Exception:  # noqa: BLE001 - a bad event must not end the call
+                    log.exception("call %s: live config change failed", self.agent.call.call_id)
+                self.changed.set()
+
+    async def catch_up(self) -> None:
+        """Back on the channel layer after an outage: apply what the database holds now."""
+        try:
+            await self.apply()
+        except Exception:  # noqa: BLE001 - the next turn re-reads anyway
+            log.exception("call %s: config re-read after the channel layer outage failed", self.agent.call.call_id)
+            return
+        cfg = self.agent.cfg
+        log.info("call %s: channel layer back; config re-read: llm %s/%s, voice %s/%s", self.agent.call.call_id,
+                 cfg.llm_provider, cfg.llm_model, cfg.tts_provider, cfg.voice_id)
+        self.changed.set()
 
     def log_received(self, message: dict) -> None:
         """One line per call and change: which config version reached this call and what it now

@@ -1,6 +1,7 @@
 """A config change on the options page reaches live calls on both bridges of the fleet, through
-the Redis channel layer: Kamailio + two run_sip_bridge (voice pipeline against the fake Flux /
-LLM / Cartesia servers) + PostgreSQL + Redis + daphne, all inside `unshare -n` (harness.py).
+the Redis channel layer, also after Redis restarted under them: Kamailio + two run_sip_bridge
+(voice pipeline against the fake Flux / LLM / Cartesia servers) + PostgreSQL + Redis + daphne,
+all inside `unshare -n` (harness.py).
 
 Why the assertion is the bridges' "received live" log line and not the next turn's voice: every
 turn re-reads the config from the database, so a next-turn check would pass without Redis too.
@@ -29,6 +30,16 @@ CALLS = 4
 WEB = "http://127.0.0.1:8000"
 
 
+REDIS_START = """
+redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --dir $T >> $T/redis.log 2>&1 &
+REDIS=$!
+EXTRA_PIDS="$EXTRA_PIDS $REDIS"
+for i in $(seq 1 100); do redis-cli -h 127.0.0.1 ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+"""
+# Redis restarted under live calls, empty (no persistence, as in deploy/local-cluster.sh)
+REDIS_RESTART = "kill -TERM $REDIS; wait $REDIS 2>/dev/null\n" + REDIS_START
+
+
 def prelude() -> str:
     """Redis, the fake providers and daphne inside the namespace, before the bridges start (they
     inherit REDIS_URL and the fakes' URLs). Bounded polls on each one's readiness."""
@@ -36,10 +47,7 @@ def prelude() -> str:
     daphne = q(str(ROOT / ".venv" / "bin" / "daphne"))
     return f"""
 export REDIS_URL=redis://127.0.0.1:6379/0 SIP_RTP_TIMEOUT_S=300
-redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --dir $T > $T/redis.log 2>&1 &
-EXTRA_PIDS="$EXTRA_PIDS $!"
-for i in $(seq 1 100); do redis-cli -h 127.0.0.1 ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
-{q(PY)} -m aioptions.fakes.serve --env-file $T/fakes.env --log $T/fakes.json > $T/fakes.log 2>&1 &
+{REDIS_START}{q(PY)} -m aioptions.fakes.serve --env-file $T/fakes.env --log $T/fakes.json > $T/fakes.log 2>&1 &
 EXTRA_PIDS="$EXTRA_PIDS $!"
 for i in $(seq 1 100); do [ -f $T/fakes.env ] && break; sleep 0.1; done
 . $T/fakes.env
@@ -116,6 +124,8 @@ def test_a_change_on_the_page_reaches_live_calls_on_both_bridges_through_redis(t
             + wait_both_busy(CALLS)
             + page_save()
             + wait_lines(f"received live: .*voice cartesia/{KIEFER}", CALLS)
+            + REDIS_RESTART
+            + wait_lines("channel layer back", CALLS)
             + api_save()
             + wait_lines(r"turn settings sent to \S+: eot 0\.85", CALLS)
             + shell(SNAPSHOT, "snapshot.json")
@@ -142,7 +152,9 @@ def test_a_change_on_the_page_reaches_live_calls_on_both_bridges_through_redis(t
         # every live call of this bridge got the page's change (its version, the new voice) ...
         assert {c for c, evs in received.items() if (page_version, f"cartesia/{KIEFER}") in evs} == live, \
             (host, received, live, log[-2500:])
-        # ... and then the API's: a new turn setting sent to each call's open recogniser at once
+        # Redis restarted empty: every call noticed, waited, joined the group again ...
+        assert {c for c in live if f"call {c}: channel layer back" in log} == live, log[-2500:]
+        # ... and then got the API's change: a new turn setting sent to its open recogniser at once
         assert {c for c, evs in received.items() if (api_version, f"cartesia/{KIEFER}") in evs} == live, received
         assert {c for c, evs in by_call(log, TURN_SENT).items() if ("0.85",) in evs} == live, log[-2500:]
     fakes = json.loads(read(t, "fakes.json") or "{}")
