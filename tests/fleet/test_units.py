@@ -18,7 +18,7 @@ from telephony.bridge.node import BridgeNodeLease
 from telephony.media.fleet import FleetGateway
 from telephony.media.gateway import GatewayHooks
 from telephony.models import BridgeNode, SipAccount
-from tests.sip.test_gateway import SDP, Peer, request
+from tests.fleet.rawpeer import SDP, Peer, request
 
 RR = "<sip:127.0.0.1;lr;ftag=ft>"
 
