@@ -83,6 +83,9 @@ class ContactAdmin(admin.ModelAdmin):
     change_list_template = "admin/campaigns/contact/change_list.html"
     actions = (bulk_actions.requeue_contacts, bulk_actions.delete_selected)  # large selections: a job with progress
 
+    def delete_queryset(self, request, queryset) -> None:
+        bulk_actions.delete_rows("contacts_delete", request, queryset)
+
     def get_urls(self):
         extra = [path("import/", self.admin_site.admin_view(self.import_view), name="campaigns_contact_import"),
                  path("import/<str:token>/", self.admin_site.admin_view(self.import_progress_view),

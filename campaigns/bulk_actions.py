@@ -1,19 +1,22 @@
-"""Bulk actions on contacts that can be long (issue 20): re-queue and delete. A selection of up to
-one chunk runs at once, as any admin action; a larger one becomes a ``jobs`` job with a progress
-page (``views_jobs``) that changes CHUNK contacts per step, each chunk in one transaction through
-``services.requeue_contacts`` / ``services.delete_contacts``. Deleting asks first on that page,
-with the count, instead of Django's confirmation page (which lists every object and every
-related call, far too slow for tens of thousands of rows).
+"""Bulk admin actions that can be long (issue 20): re-queue and delete contacts here, delete calls
+(with their recordings) from telephony, which registers its op with ``register_op``. A selection of
+up to one chunk runs at once, as any admin action; a larger one becomes a ``jobs`` job with a
+progress page (``views_jobs``) that handles CHUNK rows per step, each chunk in one transaction
+through the op's service function. Deleting asks first on that page, with the count, instead of
+Django's confirmation page (which lists every object and its related rows: far too slow for tens
+of thousands).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.shortcuts import redirect
+from django.urls import reverse
 
 from . import jobs, services
 
@@ -21,41 +24,48 @@ from . import jobs, services
 @dataclass(frozen=True)
 class Op:
     label: str  # the page's title
-    service: str  # the name of the services function that does one chunk
+    noun: str  # what the rows are, for "n of N contacts"
+    service: Callable[[list[int]], dict]  # one chunk, one transaction: counts by outcome
     perm: str  # what every step re-checks
-    confirm: str  # the question asked before a destructive job starts ("" = none)
+    back: str  # the admin list to go back to (URL name)
+    confirm: str = ""  # the question asked before a destructive job starts ("" = none)
+    labels: dict = field(default_factory=dict)  # the op's own count names
 
 
-OPS = {
-    "contacts_requeue": Op("Re-queue contacts", "requeue_contacts", "campaigns.change_contact", ""),
-    "contacts_delete": Op("Delete contacts", "delete_contacts", "campaigns.delete_contact",
-                          "Delete {total} contacts? Their calls keep their records and recordings."),
-}
 COUNT_LABELS = {"requeued": "re-queued", "deleted": "deleted", "in_call": "left alone: in a call now",
                 "do_not_call": "left alone: on do-not-call", "gone": "already deleted by someone else"}
+OPS: dict[str, Op] = {}
 
 
 def _chunk(st: dict, _input: Path) -> None:
-    """One chunk: the next CHUNK ids through the op's service (one transaction), then the counts.
-    The service is looked up at each step so the job always runs the current code."""
+    """One chunk: the next CHUNK ids through the op's service (one transaction), then the counts."""
     ids = st["ids"][st["done"]:st["done"] + jobs.CHUNK]
-    part = getattr(services, OPS[st["kind"]].service)(ids)
+    part = OPS[st["kind"]].service(ids)
     for key, n in part.items():
         st["counts"][key] = st["counts"].get(key, 0) + n
     st["done"] += len(ids)
 
 
-for _kind in OPS:
-    jobs.register(_kind)(_chunk)
+def register_op(kind: str, op: Op) -> None:
+    OPS[kind] = op
+    jobs.register(kind)(_chunk)
+
+
+register_op("contacts_requeue", Op("Re-queue contacts", "contacts", services.requeue_contacts,
+                                   "campaigns.change_contact", "admin:campaigns_contact_changelist"))
+register_op("contacts_delete", Op("Delete contacts", "contacts", services.delete_contacts, "campaigns.delete_contact",
+                                  "admin:campaigns_contact_changelist",
+                                  "Delete {total} contacts? Their calls keep their records and recordings."))
 
 
 def describe(st: dict) -> dict:
-    """What the progress page shows about a job: its title, question and the result lines."""
+    """What the progress page shows about a job: title, noun, question, result lines, way back."""
     op = OPS.get(st.get("kind", ""))
     if op is None:
         raise jobs.JobNotFound(st.get("kind"))
-    return {"label": op.label, "question": op.confirm.format(total=st["total"]),
-            "summary": [(COUNT_LABELS.get(k, k), n) for k, n in st.get("counts", {}).items() if n]}
+    labels = {**COUNT_LABELS, **op.labels}
+    return {"label": op.label, "noun": op.noun, "question": op.confirm.format(total=st["total"]),
+            "back": reverse(op.back), "summary": [(labels.get(k, k), n) for k, n in st.get("counts", {}).items() if n]}
 
 
 def start(kind: str, ids: list[int], user) -> str:
@@ -64,25 +74,43 @@ def start(kind: str, ids: list[int], user) -> str:
                       fields={"ids": ids, "counts": {}})
 
 
-def _summary_text(part: dict) -> str:
-    return ", ".join(f"{n} {COUNT_LABELS.get(k, k)}" for k, n in part.items() if n) or "nothing to change"
+def _summary_text(kind: str, part: dict) -> str:
+    labels = {**COUNT_LABELS, **OPS[kind].labels}
+    return ", ".join(f"{n} {labels.get(k, k)}" for k, n in part.items() if n) or "nothing to change"
+
+
+def delete_rows(kind: str, request, queryset) -> None:
+    """Delete a selection through the op's service (a ModelAdmin's ``delete_queryset``), so Django's
+    own delete of a small selection keeps the same rules as the job (rows in a call kept, files
+    removed) and says what it kept."""
+    part = OPS[kind].service(list(queryset.values_list("pk", flat=True)))
+    if part.get("in_call"):
+        n, noun = part["in_call"], OPS[kind].noun
+        messages.warning(request, f"{n} {noun if n != 1 else noun.rstrip('s')} still in progress "
+                                  f"{'were' if n != 1 else 'was'} kept")
+
+
+def delete_action(kind: str):
+    """An admin ``delete_selected`` that replaces Django's for a large selection: Django's own (with
+    its confirmation page) up to one chunk, else a job that asks first."""
+    @admin.action(description="Delete selected %(verbose_name_plural)s", permissions=["delete"])
+    def delete_selected(modeladmin, request, queryset):
+        ids = list(queryset.order_by("pk").values_list("pk", flat=True))
+        if len(ids) <= jobs.CHUNK:
+            return django_delete_selected(modeladmin, request, queryset)
+        messages.info(request, f"{len(ids)} {OPS[kind].noun} selected: they are deleted in chunks of {jobs.CHUNK}.")
+        return redirect("campaigns:job", token=start(kind, ids, request.user))
+    return delete_selected
 
 
 @admin.action(description="Re-queue for the dialer (pending, due now, attempts reset)", permissions=["change"])
 def requeue_contacts(modeladmin, request, queryset):
     ids = list(queryset.order_by("pk").values_list("pk", flat=True))
     if len(ids) <= jobs.CHUNK:
-        modeladmin.message_user(request, f"Contacts: {_summary_text(services.requeue_contacts(ids))}")
+        part = services.requeue_contacts(ids)
+        modeladmin.message_user(request, f"Contacts: {_summary_text('contacts_requeue', part)}")
         return None
     return redirect("campaigns:job", token=start("contacts_requeue", ids, request.user))
 
 
-@admin.action(description="Delete selected contacts", permissions=["delete"])
-def delete_selected(modeladmin, request, queryset):
-    """Django's own delete (with its confirmation page) for a page of contacts; a larger selection
-    is deleted chunk by chunk by a job that asks first."""
-    ids = list(queryset.order_by("pk").values_list("pk", flat=True))
-    if len(ids) <= jobs.CHUNK:
-        return django_delete_selected(modeladmin, request, queryset)
-    messages.info(request, f"{len(ids)} contacts selected: they are deleted in chunks of {jobs.CHUNK}.")
-    return redirect("campaigns:job", token=start("contacts_delete", ids, request.user))
+delete_selected = delete_action("contacts_delete")

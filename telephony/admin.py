@@ -1,5 +1,6 @@
-"""Admin: calls (with a recording player and their turns), SIP accounts (password -> HA1 only; changes
-apply to running bridges within seconds), bridge nodes (read-only: the bridges write them)."""
+"""Admin: calls (with a recording player and their turns; deleting many is a job with progress), SIP
+accounts (password -> HA1 only; changes apply to running bridges within seconds), bridge nodes
+(read-only: the bridges write them)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from campaigns import bulk_actions
+
+from . import services
 from .models import BridgeNode, Call, SipAccount, Turn
+
+# issue 20: deleting many calls (rows, turns, tool calls, recording files) is a job with progress
+bulk_actions.register_op("calls_delete", bulk_actions.Op(
+    "Delete calls", "calls", services.delete_calls, "telephony.delete_call", "admin:telephony_call_changelist",
+    "Delete {total} calls with their turns and recordings? Calls still in progress are kept.",
+    {"recordings": "recording files removed"}))
 
 
 class TurnInline(admin.TabularInline):
@@ -31,6 +41,10 @@ class CallAdmin(admin.ModelAdmin):
     search_fields = ("caller_uri", "sip_call_id", "dialed")
     readonly_fields = ("call_page", "player") + tuple(f.name for f in Call._meta.fields)
     inlines = [TurnInline]
+    actions = (bulk_actions.delete_action("calls_delete"),)
+
+    def delete_queryset(self, request, queryset) -> None:
+        bulk_actions.delete_rows("calls_delete", request, queryset)
 
     @admin.display(description="Duration (s)")
     def duration(self, obj: Call):

@@ -198,3 +198,26 @@ def prune_dead_nodes(*, older_than_s: float = 86400.0, now: datetime | None = No
         if not old - busy:
             return 0
         return BridgeNode.objects.filter(pk__in=old - busy).delete()[1].get("telephony.BridgeNode", 0)
+
+
+def delete_calls(ids: list[int]) -> dict:
+    """Delete these finished calls with their turns and tool calls (webhook deliveries stay, without
+    the link) and then their recording files. A live call (not ended) is kept: its bridge still
+    writes to it. One transaction; the files go only once it has committed, so a chunk that fails
+    keeps both its rows and its recordings."""
+    with transaction.atomic():
+        found = dict(Call.objects.select_for_update().filter(pk__in=ids).values_list("pk", "ended_at"))
+        done = Call.objects.filter(pk__in=ids, ended_at__isnull=False)
+        files = [name for name in done.values_list("recording", flat=True) if name]
+        _, per_model = done.delete()
+        n = per_model.get(Call._meta.label, 0)
+        transaction.on_commit(lambda: _remove_recordings(files))
+    return {"deleted": n, "in_call": len(found) - n, "gone": len(set(ids)) - len(found), "recordings": len(files)}
+
+
+def _remove_recordings(names: list[str]) -> None:
+    root = Path(settings.MEDIA_ROOT).resolve()
+    for name in names:
+        path = (root / name).resolve()
+        if path.is_relative_to(root):  # a stored name never leads out of MEDIA_ROOT
+            path.unlink(missing_ok=True)

@@ -151,3 +151,60 @@ def test_only_staff_with_the_permission_and_only_the_owner(client, campaign):
     client.force_login(owner)
     assert progress(client.post(url + "step/", HTTP_HX_REQUEST="true").content.decode()) == (500, 600)
     assert st["done"] == 0 and Contact.objects.filter(state=Contact.State.PENDING).count() == 500
+
+
+def make_calls(media, n: int) -> list[int]:
+    """n finished calls with a recording file each, then one still in progress."""
+    from django.utils import timezone
+
+    from telephony.models import Call
+
+    (media / "recordings").mkdir()
+    for i in range(n):
+        (media / "recordings" / f"c{i}.wav").write_bytes(b"RIFF")
+    Call.objects.bulk_create(Call(sip_call_id=f"c{i}", ended_at=timezone.now(), recording=f"recordings/c{i}.wav")
+                             for i in range(n))
+    Call.objects.create(sip_call_id="live")
+    return list(Call.objects.order_by("pk").values_list("pk", flat=True))
+
+
+@pytest.mark.django_db(transaction=True)  # recordings are removed on commit: real commits
+def test_deleting_many_calls_removes_rows_and_recordings_chunk_by_chunk(root, media):
+    from django.utils import timezone
+
+    from telephony.models import Call, Turn, WebhookDelivery
+
+    ids = make_calls(media, 700)
+    Turn.objects.create(call_id=ids[0], index=0)
+    WebhookDelivery.objects.create(call_id=ids[1], url="https://example.com/h", payload={}, event_id="e1",
+                                   next_at=timezone.now())
+    poison = ids[600]  # in the second chunk
+
+    def refuse(sender, instance, **kwargs):
+        if instance.pk == poison:
+            raise RuntimeError("locked")
+
+    pre_delete.connect(refuse, sender=Call)
+    try:
+        r = root.post("/admin/telephony/call/", {"action": "delete_selected", "select_across": "1", "index": "0",
+                                                 "_selected_action": ids[:1]})
+        url = r["Location"]
+        assert "Delete 701 calls with their turns and recordings?" in root.get(url).content.decode()
+        root.post(url + "step/", {"confirm": "1"})
+        seen, html = step_all(root, url)
+    finally:
+        pre_delete.disconnect(refuse, sender=Call)
+    assert seen == [(500, 701)] and "stopped after 500 of 701: RuntimeError: locked" in html
+    assert "<strong>500</strong> recording files removed" in html
+    assert set(Call.objects.values_list("pk", flat=True)) == set(ids[500:])  # the failed chunk kept its rows...
+    assert sorted(p.name for p in (media / "recordings").iterdir()) == sorted(f"c{i}.wav" for i in range(500, 700))
+    assert not Turn.objects.exists() and WebhookDelivery.objects.get().call_id is None  # the log stays
+
+    # the rest (201, under a chunk): Django's own confirmation page, and the same rules behind it
+    form = {"action": "delete_selected", "select_across": "1", "index": "0", "_selected_action": ids[500:501]}
+    assert b"Are you sure" in root.post("/admin/telephony/call/", form).content
+    r = root.post("/admin/telephony/call/", {**form, "post": "yes"})
+    assert r.status_code == 302
+    assert list(Call.objects.values_list("sip_call_id", flat=True)) == ["live"]  # a call in progress is kept
+    assert not list((media / "recordings").iterdir())
+    assert "1 call still in progress was kept" in root.get(r["Location"]).content.decode()
