@@ -62,12 +62,33 @@ def clip(value: Any, n: int = DEFAULT_MAX) -> str:
     return f"{text}…(+{extra})" if extra > 0 else text
 
 
+_names_cache: tuple[object, int, list[str]] | None = None
+
+
+def _secret_names(settings: Any) -> list[str]:
+    """Names of secret-looking settings, listed again only when the settings object changes.
+
+    Why: ``dir(settings)`` plus a regex over every name ran for every log line, ~0.3 ms each; the
+    bridge logs a few lines per call set-up and end, so at 100 calls it was a visible share of
+    event-loop stalls (issue 18 profile). ``override_settings`` swaps ``_wrapped`` and assigning a
+    new setting grows its ``__dict__``, so the key (identity, size) still sees every change."""
+    global _names_cache
+    wrapped = getattr(settings, "_wrapped", settings)
+    key = (wrapped, len(getattr(wrapped, "__dict__", ())))
+    cached = _names_cache
+    if cached is not None and cached[0] is key[0] and cached[1] == key[1]:
+        return cached[2]
+    names = [n for n in dir(settings) if n.isupper() and _SECRET_SETTING.search(n)]
+    _names_cache = (key[0], key[1], names)
+    return names
+
+
 def known_secrets() -> list[str]:
-    """Values of secret-looking settings (read each time: tests and reloads change them)."""
+    """Values of secret-looking settings (values read each time: tests and reloads change them)."""
     try:
         from django.conf import settings
 
-        names = [n for n in dir(settings) if n.isupper() and _SECRET_SETTING.search(n)]
+        names = _secret_names(settings)
         values = [getattr(settings, n, "") for n in names]
     except Exception:  # noqa: BLE001 - settings not configured (a plain script): patterns only
         return []

@@ -91,6 +91,33 @@ def http_client(provider: str, base_url: str, *, timeout: float = 30.0) -> httpx
     return client
 
 
+_warmed: weakref.WeakKeyDictionary[httpx.AsyncClient, float] = weakref.WeakKeyDictionary()
+WARM_TTL_S = 30.0  # well inside POOL_LIMITS' 60 s keep-alive expiry
+
+
+def claim_warm_up(client: object, now: float, ttl: float = WARM_TTL_S) -> bool:
+    """True if the caller should pre-warm this pooled client now; marks it warmed (or in flight).
+
+    Why: every pipeline call used to pre-warm its LLM with a GET /models through the SDK at set-up,
+    ~3-13 ms of event-loop CPU per call (SDK request building, httpx, the log line); 100 calls
+    arriving together queued ~1.3 s of it in front of every caller's 20 ms tick (issue 18 profile).
+    The pool is shared, so one warm-up per pool per ``ttl`` keeps a connection ready; a call after
+    that reuses the pool's keep-alive connections. Clients that are not pooled always warm."""
+    if not is_pooled(client):
+        return True
+    last = _warmed.get(client)
+    if last is not None and now - last < ttl:
+        return False
+    _warmed[client] = now
+    return True
+
+
+def forget_warm_up(client: object) -> None:
+    """A warm-up failed: let the next call try again."""
+    if is_pooled(client):
+        _warmed.pop(client, None)
+
+
 def is_pooled(client: object) -> bool:
     """True for a client from ``http_client()``: shared by calls, closed only by ``aclose_pools()``."""
     try:

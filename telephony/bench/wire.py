@@ -38,6 +38,7 @@ from pathlib import Path
 from . import OUT_DIR, pct, write
 from .netns import ensure_netns
 from .pipeline import ROOT, _start_fakes
+from .stalls import start_py_spy, stop_py_spy
 from .wire_uac import FRAME_NS, LoadGenerator, WireCall, is_loud
 
 SIP_PORT, METRICS_PORT = 5080, 9101
@@ -130,9 +131,10 @@ def call_numbers(c: WireCall, agent: str, fixed_ms: float) -> dict:
 
 
 async def drive(pid: int, agent: str, n: int, rate: float, talk_after_s: float, hangup_s: float,
-                fixed_ms: float) -> dict:
+                fixed_ms: float, profile: Path | None = None) -> dict:
     gen = LoadGenerator(("127.0.0.1", SIP_PORT))
     await gen.open()
+    spy = None
     try:
         for _ in range(200):  # the bridge is up when it answers OPTIONS (60 s at most)
             gen.options()
@@ -144,6 +146,7 @@ async def drive(pid: int, agent: str, n: int, rate: float, talk_after_s: float, 
         else:
             raise RuntimeError("bridge did not answer OPTIONS")
         await asyncio.sleep(1.0)  # let start-up work settle before measuring
+        spy = start_py_spy(pid, profile) if profile else None  # what blocks the loop: telephony.bench.stalls
         cpu0, rss0 = _proc(pid)
         peak = [rss0]
         lines = script(utterance(), talk_after_s)
@@ -202,6 +205,7 @@ async def drive(pid: int, agent: str, n: int, rate: float, talk_after_s: float, 
             t.cancel()
     finally:
         gen.close()
+        stop_py_spy(spy)
     per = [call_numbers(c, agent, fixed_ms) for c in gen.calls.values()]
     added = [p["added_ms"] for p in per if p["added_ms"] is not None]
     devs = [d for p in per for d in p["devs"]]
@@ -229,8 +233,10 @@ def run_round(agent: str, n: int, args, env: dict, work: Path) -> dict:
            "--metrics-port", str(METRICS_PORT)]
     bridge = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     fixed = FLUX_MIN_SILENCE_MS + args.eot_ms + args.ttft_ms + args.ttfb_ms
+    profile = OUT_DIR / f"wire-profile-{agent}-{n}.json" if args.profile else None
     try:
-        return asyncio.run(drive(bridge.pid, agent, n, args.rate, args.talk_after, args.hangup_after, fixed))
+        return asyncio.run(drive(bridge.pid, agent, n, args.rate, args.talk_after, args.hangup_after, fixed,
+                                 profile))
     finally:
         bridge.send_signal(signal.SIGINT)
         try:
@@ -265,6 +271,8 @@ def main() -> None:
     p.add_argument("--ttfb-ms", type=float, default=90.0)
     p.add_argument("--talk-after", type=float, default=2.5, help="seconds of silence (greeting) before speaking")
     p.add_argument("--hangup-after", type=float, default=8.0, help="seconds from answer to BYE")
+    p.add_argument("--profile", action="store_true",
+                   help="py-spy the bridge (var/bench/wire-profile-*.json; read with telephony.bench.stalls)")
     args = p.parse_args()
     ensure_netns()
     work = Path(tempfile.mkdtemp(prefix="wirebench-"))

@@ -58,6 +58,18 @@ def _write_status_file(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
+_PRELOAD = ("telephony.bridge.dialer", "telephony.actions.webhooks", "telephony.bridge.control")
+_PRELOAD_AGENT = {"pipeline": ("telephony.pipeline.agent",), "greeting": ("telephony.agents.greeting",)}
+
+
+def _preload(agent: str) -> None:
+    """Import what calls and start-up tasks would otherwise import on the event loop."""
+    import importlib
+
+    for name in _PRELOAD + _PRELOAD_AGENT.get(agent, ()):
+        importlib.import_module(name)
+
+
 class BridgeRunner:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 5060, rtp_ports: tuple[int, int] = (10000, 20000),
                  agent: str = "echo", max_calls: int = 100, ring_ms: int = 0, rtp_timeout_s: float | None = None,
@@ -103,6 +115,10 @@ class BridgeRunner:
         if not is_loopback(self.gateway.host):
             log.warning("SIP bridge bound to %s: reachable from the network. Only SIP accounts (admin) may "
                         "place calls; with none, every call is refused.", self.gateway.host)
+        # modules imported lazily on first use, imported now while no call is waiting: after the
+        # gateway listens, the first pipeline call's import (~0.4 s) and the webhook worker's (~0.8 s
+        # on a busy 2-core box, compiling without .pyc) stalled every caller's media (issue 18 profile)
+        await asyncio.to_thread(_preload, self.agent)
         await self.accounts.start()
         try:
             await self.gateway.start()
