@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator, Callable
 
 from telephony.media.contract import CallEvent, HangupEvent
 from telephony.rtp.clock import MediaClock
+from telephony.rtp.playout import FRAME, FrameQueue, Playout
 
-FRAME = 160  # bytes of mu-law per 20 ms
 SILENCE = b"\xff" * FRAME  # mu-law zero
 MAX_INBOUND_FRAMES = 10  # 200 ms: older caller audio is dropped rather than delaying every turn
 MAX_MESSAGE_BYTES = FRAME * 10
@@ -57,11 +57,8 @@ class BrowserCall:
         self._send_control = send_control
         self._inbound: collections.deque[bytes] = collections.deque()
         self._partial = b""
-        self._frames: collections.deque[bytes] = collections.deque(maxlen=250)
-        self._frame_event = asyncio.Event()
-        self._out = bytearray()
-        self._out_offset = 0
-        self._marks: collections.deque[tuple[int, Callable[[float], None]]] = collections.deque()
+        self._frames = FrameQueue(maxlen=250)  # the caller's frames, read by audio_in()
+        self.playout = Playout(FRAME)  # the agent's audio, one frame per tick
         self._events: asyncio.Queue[CallEvent] = asyncio.Queue()
         self.ended = asyncio.Event()
         self.end_reason: str | None = None
@@ -93,7 +90,7 @@ class BrowserCall:
         self.ended.set()
         if self._clock is not None:
             self._clock.remove(self.tick)
-        self._frame_event.set()
+        self._frames.close()
         self._events.put_nowait(HangupEvent(reason, time.monotonic()))
 
     # --- clock -----------------------------------------------------------------------------
@@ -105,39 +102,25 @@ class BrowserCall:
         else:
             frame = SILENCE
             self.frames_concealed += 1
-        self._frames.append(frame)
-        self._frame_event.set()
+        self._frames.push(frame)
         out = self._next_out(now)
         if self.recorder is not None:
             self.recorder.write(frame, out if out is not None else SILENCE)
 
     def _next_out(self, now: float) -> bytes | None:
-        if not self._out:
+        if not self.playout:
             return None
-        out = bytes(self._out[:FRAME])
-        del self._out[:FRAME]
+        out = self.playout.take(now)
         if len(out) < FRAME:
             out += SILENCE[: FRAME - len(out)]
-        start = self._out_offset
-        self._out_offset += FRAME
-        while self._marks and self._marks[0][0] < self._out_offset:
-            pos, cb = self._marks.popleft()
-            if pos >= start:
-                cb(now)
         self.last_agent_packet_at = now
         self.frames_out += 1
         self._send_audio(out)
         return out
 
     # --- CallHandle ------------------------------------------------------------------------
-    async def audio_in(self) -> AsyncIterator[bytes]:
-        while True:
-            while self._frames:
-                yield self._frames.popleft()
-            if self.ended.is_set():
-                return
-            self._frame_event.clear()
-            await self._frame_event.wait()
+    def audio_in(self) -> AsyncIterator[bytes]:
+        return self._frames.frames()
 
     async def events(self) -> AsyncIterator[CallEvent]:
         while True:
@@ -147,28 +130,22 @@ class BrowserCall:
                 return
 
     def play(self, payload: bytes, on_sent: Callable[[float], None] | None = None) -> None:
-        if self.ended.is_set() or not payload:
-            return
-        if on_sent is not None:
-            self._marks.append((self._out_offset + len(self._out), on_sent))
-        self._out += payload
+        if not self.ended.is_set():
+            self.playout.put(payload, on_sent)
 
     def clear_playout(self) -> int:
-        dropped = len(self._out)
-        self._out_offset += dropped
-        self._out.clear()
-        self._marks.clear()
+        dropped = self.playout.clear()
         self._send_control({"type": "clear"})  # the page drops what it has buffered too
         return dropped
 
     @property
     def playout_queued_bytes(self) -> int:
-        return len(self._out)
+        return len(self.playout)
 
     async def hangup(self, reason: str = "agent", drain_timeout: float = 10.0) -> None:
         """Let queued agent audio play out (bounded), then end the call."""
         deadline = time.monotonic() + drain_timeout
-        while self._out and not self.ended.is_set() and time.monotonic() < deadline:
+        while self.playout and not self.ended.is_set() and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.1)  # the page plays its last buffered frames
         self.mark_ended(reason)

@@ -9,6 +9,7 @@ import asyncio
 import time
 
 from telephony.media.contract import DtmfEvent, HangupEvent
+from telephony.rtp.playout import Playout
 
 SILENCE = b"\xff" * 160
 
@@ -25,9 +26,7 @@ class FakeCall:
         self.context: dict = {}
         self.inbound = inbound
         self.max_seconds = max_seconds
-        self._out = bytearray()
-        self._marks: list[tuple[int, object]] = []
-        self._offset = 0
+        self.playout = Playout()  # the agent's audio: the same queue and send marks as an RTP session's
         self.sent: list[tuple[float, bool]] = []  # (time, carried agent audio); index n = audio time n * 20 ms
         self.wire = bytearray()  # every agent byte that left, in order (what the caller heard)
         self.last_agent_packet_at: float | None = None
@@ -50,15 +49,9 @@ class FakeCall:
             frame = self.inbound[pos:pos + 160] if pos < len(self.inbound) else SILENCE
             pos += 160
             self._frames.put_nowait(frame.ljust(160, b"\xff"))
-            agent = bool(self._out)
+            agent = bool(self.playout)
             if agent:
-                self.wire += self._out[:160]
-                del self._out[:160]
-                start = self._offset
-                self._offset += 160
-                for mark in [m for m in self._marks if start <= m[0] < self._offset]:
-                    self._marks.remove(mark)
-                    mark[1](now)
+                self.wire += self.playout.take(now)
                 self.last_agent_packet_at = now
             self.sent.append((now, agent))
             n += 1
@@ -90,23 +83,17 @@ class FakeCall:
         self._events.put_nowait(DtmfEvent(digit, time.monotonic()))
 
     def play(self, payload: bytes, on_sent=None) -> None:
-        if on_sent is not None:
-            self._marks.append((self._offset + len(self._out), on_sent))
-        self._out += payload
+        self.playout.put(payload, on_sent)
 
     def clear_playout(self) -> int:
-        n = len(self._out)
-        self._offset += n
-        self._out.clear()
-        self._marks.clear()
-        return n
+        return self.playout.clear()
 
     @property
     def playout_queued_bytes(self) -> int:
-        return len(self._out)
+        return len(self.playout)
 
     async def hangup(self, reason: str = "agent") -> None:
-        while self._out and not self.ended.is_set():
+        while self.playout and not self.ended.is_set():
             await asyncio.sleep(0.02)
         self._end(reason)
 

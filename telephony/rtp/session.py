@@ -9,7 +9,6 @@ inbound frame out of the jitter buffer (silence when there is none) and exactly 
 from __future__ import annotations
 
 import asyncio
-import collections
 import random
 import socket
 import time
@@ -21,6 +20,7 @@ from aioptions.codecs.g711 import SILENCE_BYTE
 from .clock import MediaClock
 from .jitter import JitterBuffer
 from .packet import build_rtp, parse_dtmf, parse_rtp
+from .playout import FrameQueue, Playout
 
 FRAME = 160  # bytes of G.711 per 20 ms
 
@@ -58,15 +58,12 @@ class RtpSession(asyncio.DatagramProtocol):
         self.jitter = JitterBuffer(codec=codec)  # adaptive: 20-40 ms on a clean network (issue 18)
         self.transport: asyncio.DatagramTransport | None = None
         self.local_port = 0
-        self._out = bytearray()
-        self._marks: collections.deque[tuple[int, Callable[[float], None]]] = collections.deque()
-        self._out_offset = 0  # absolute byte index of _out[0]
+        self.playout = Playout(FRAME)  # the agent's audio, one frame per tick
         self._seq = random.randint(0, 0xFFFF)
         self._ts = random.randint(0, 0xFFFFFFFF)
         self._ssrc = random.randint(1, 0xFFFFFFFF)
         self._talking = False
-        self._frames: collections.deque[bytes] = collections.deque(maxlen=250)
-        self._frame_event = asyncio.Event()
+        self._frames = FrameQueue(maxlen=250)  # the caller's frames, read by frames()
         self._closed = False
         self.send_enabled = True  # re-INVITE hold: False stops our stream (queued agent audio waits)
         self.packets_in = self.packets_out = self.ignored = self.malformed = self.frames_dropped = 0
@@ -173,10 +170,8 @@ class RtpSession(asyncio.DatagramProtocol):
 
     def tick(self, now: float, n: int) -> None:
         frame = self.jitter.pop() or self.silence
-        if len(self._frames) == self._frames.maxlen:
+        if not self._frames.push(frame):
             self.frames_dropped += 1
-        self._frames.append(frame)
-        self._frame_event.set()
         if self.on_audio is not None:
             self.on_audio(frame)
         out = self._next_out(now)
@@ -194,18 +189,11 @@ class RtpSession(asyncio.DatagramProtocol):
             return self.silence
         can_send = (self.transport is not None and self.remote is not None and self.send_enabled
                     and self.verified and not self._closed)
-        agent = can_send and bool(self._out)  # on hold / unverified: the agent's audio waits, it is not lost
+        agent = can_send and bool(self.playout)  # on hold / unverified: the agent's audio waits, it is not lost
         if agent:
-            out = bytes(self._out[:FRAME])
-            del self._out[:FRAME]
+            out = self.playout.take(now)
             if len(out) < FRAME:
                 out += self.silence[: FRAME - len(out)]
-            start = self._out_offset
-            self._out_offset += FRAME
-            while self._marks and self._marks[0][0] < self._out_offset:
-                pos, cb = self._marks.popleft()
-                if pos >= start:
-                    cb(now)
         else:
             out = self.silence
         if can_send:
@@ -223,32 +211,18 @@ class RtpSession(asyncio.DatagramProtocol):
 
     # --- agent side ------------------------------------------------------------------------
     def enqueue(self, payload: bytes, on_sent: Callable[[float], None] | None = None) -> None:
-        if not payload:
-            return
-        if on_sent is not None:
-            self._marks.append((self._out_offset + len(self._out), on_sent))
-        self._out += payload
+        self.playout.put(payload, on_sent)
 
     def clear(self) -> int:
-        dropped = len(self._out)
-        self._out_offset += dropped
-        self._out.clear()
-        self._marks.clear()
-        return dropped
+        return self.playout.clear()
 
     @property
     def queued_bytes(self) -> int:
-        return len(self._out)
+        return len(self.playout)
 
-    async def frames(self) -> AsyncIterator[bytes]:
+    def frames(self) -> AsyncIterator[bytes]:
         """Every inbound 20 ms frame, continuous; ends when the session closes."""
-        while True:
-            while self._frames:
-                yield self._frames.popleft()
-            if self._closed:
-                return
-            self._frame_event.clear()
-            await self._frame_event.wait()
+        return self._frames.frames()
 
     def stats(self) -> dict:
         return {
@@ -264,6 +238,6 @@ class RtpSession(asyncio.DatagramProtocol):
             return
         self._closed = True
         self.clock.remove(self.tick)
-        self._frame_event.set()
+        self._frames.close()
         if self.transport is not None:
             self.transport.close()
