@@ -13,9 +13,9 @@ import time
 async def run(n: int, ttfb_ms: float) -> dict:
     from django.conf import settings
 
+    from aioptions.bench import pct
     from aioptions.fakes.cartesia_server import FakeCartesiaServer
     from aioptions.preview import service
-    from telephony.bench import pct
 
     fake = await FakeCartesiaServer(ttfb_ms=ttfb_ms, speedup=0).start()
     settings.MEDIA_ROOT = tempfile.mkdtemp(prefix="previewbench-")
@@ -50,7 +50,7 @@ def main() -> None:
     import django
 
     django.setup()
-    from telephony.bench import write
+    from aioptions.bench import write
 
     res = asyncio.run(run(args.requests, args.ttfb_ms))
     for k, v in res.items():

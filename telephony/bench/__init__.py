@@ -1,22 +1,11 @@
-"""Benchmarks: print numbers and write JSON under var/bench/ (never run as tests)."""
+"""Benchmarks: print numbers and write JSON under var/bench/ (never run as tests).
+
+``write`` and ``pct`` are the shared ones from ``aioptions.bench`` (the lower package, so its own
+benchmark need not import telephony); re-exported here for the benchmarks below.
+"""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from aioptions.bench import OUT_DIR, pct, write
 
-OUT_DIR = Path(__file__).resolve().parents[2] / "var" / "bench"
-
-
-def write(name: str, data: dict) -> Path:
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    path = OUT_DIR / f"{name}.json"
-    path.write_text(json.dumps(data, indent=2, default=str))
-    return path
-
-
-def pct(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    return s[max(0, min(len(s) - 1, int(round(p / 100 * (len(s) - 1)))))]
+__all__ = ["OUT_DIR", "pct", "write"]

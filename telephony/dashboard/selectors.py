@@ -9,21 +9,13 @@ from datetime import date, timedelta
 from django.db.models import DurationField, ExpressionWrapper, F, Q, QuerySet
 from django.db.models.functions import Coalesce
 
+from aioptions.stats import percentile  # the one definition, shared with the benchmarks and call summaries
 from telephony.bridge import fleetdb
 from telephony.models import Call, Turn
 
 STAGES = (("eot_received_ms", "End of turn"), ("llm_ttft_ms", "LLM first token"), ("tts_ttfb_ms", "TTS first audio"),
           ("first_rtp_ms", "First reply RTP"), ("mouth_to_ear_ms", "Mouth-to-ear"))
 MAX_TURNS = 5000
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    """Nearest-rank percentile (p in 0..100)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, int(round(p / 100.0 * (len(ordered) - 1)))))
-    return ordered[k]
 
 
 def _call_fields() -> set[str]:

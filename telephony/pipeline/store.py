@@ -9,6 +9,7 @@ import statistics
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
+from aioptions.stats import percentile
 from telephony.metrics import prom
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def _summarise(call_id: int, llm_model: str, voice_id: str) -> dict:
     totals = [t for t in Turn.objects.filter(call_id=call_id).values_list("mouth_to_ear_ms", flat=True)
               if t is not None]
     p50 = statistics.median(totals) if totals else None
-    p95 = sorted(totals)[min(len(totals) - 1, int(round(0.95 * (len(totals) - 1))))] if totals else None
+    p95 = percentile(totals, 95)
     n = Turn.objects.filter(call_id=call_id).count()
     Call.objects.filter(pk=call_id).update(turns_count=n, mouth_to_ear_p50_ms=p50, mouth_to_ear_p95_ms=p95,
                                            llm_model=llm_model, voice_id=voice_id)
