@@ -208,3 +208,15 @@ def test_deleting_many_calls_removes_rows_and_recordings_chunk_by_chunk(root, me
     assert list(Call.objects.values_list("sip_call_id", flat=True)) == ["live"]  # a call in progress is kept
     assert not list((media / "recordings").iterdir())
     assert "1 call still in progress was kept" in root.get(r["Location"]).content.decode()
+
+
+def test_a_step_while_another_holds_the_job_changes_nothing(root, campaign):
+    ids = make_contacts(campaign, 600)
+    url = run_action(root, "requeue_contacts", ids)["Location"]
+    token = url.rstrip("/").rsplit("/", 1)[1]
+    lock = jobs.paths(token)[2]
+    lock.touch()  # another poll is running this job's chunk
+    assert progress(root.post(url + "step/", HTTP_HX_REQUEST="true").content.decode()) == (0, 600)
+    assert not Contact.objects.filter(state=Contact.State.PENDING).exists() and lock.exists()
+    lock.unlink()  # it finished (and wrote its progress): the next poll goes on
+    assert progress(root.post(url + "step/", HTTP_HX_REQUEST="true").content.decode()) == (500, 600)
