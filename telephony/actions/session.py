@@ -125,14 +125,20 @@ class CallTools:
         records.clear()
 
     def after_call(self, call_record_id: int | None) -> asyncio.Task | None:
-        """Queue the post-call webhook and try it once; retries are the worker's (webhooks.worker)."""
+        """Queue the post-call webhook and try it once; retries are the worker's (webhooks.worker).
+        The agent's cleanup calls this when it stops, which is not always the end of the call: after
+        a bridged transfer the call goes on with the relay, so the webhook waits for the real end,
+        then for the bridge to write the Call row (end reason "transferred", duration, recording)."""
         if call_record_id is None:
             return None
+        ended = getattr(self.call, "ended", None)
 
         async def go() -> None:
             from . import webhooks
 
-            if await webhooks.after_call(call_record_id) is not None:
+            if ended is not None and not ended.is_set():
+                await ended.wait()
+            if await webhooks.after_call(call_record_id, wait_finished_s=webhooks.FINALISE_WAIT_S) is not None:
                 await webhooks.deliver_due()
 
         return asyncio.get_running_loop().create_task(go())

@@ -29,6 +29,9 @@ log = logging.getLogger("telephony.actions")
 STALE_S = 300
 BACKOFF_S, BACKOFF_MAX_S = 30, 3600
 NO_LLM = "no LLM key configured (offline): fields not extracted"
+# the agent's cleanup runs before the bridge writes the Call row's end (reason, duration, recording):
+# the delivery waits for that row, polling at most this long, and goes anyway after it
+FINALISE_WAIT_S, FINALISE_POLL_S = 10.0, 0.2
 
 
 def backoff(attempts: int) -> float:
@@ -117,14 +120,35 @@ async def extract(call_id: int) -> dict:
         await client.aclose()
 
 
-async def after_call(call_id: int | None) -> int | None:
-    """Extract and store the delivery (if the campaign has a webhook), then try it once now."""
+def _finished(call_id: int) -> bool:
+    from telephony.models import Call
+
+    return Call.objects.filter(pk=call_id, ended_at__isnull=False).exists()
+
+
+async def wait_finished(call_id: int, timeout_s: float = FINALISE_WAIT_S, poll_s: float = FINALISE_POLL_S) -> bool:
+    """True once the bridge has finalised the Call row (``ended_at`` set); False after ``timeout_s``.
+    A bounded poll: the row is written by another component (the runner's end-of-call hook)."""
+    for _ in range(int(timeout_s / poll_s) + 1):
+        if await sync_to_async(_finished)(call_id):
+            return True
+        await asyncio.sleep(poll_s)
+    return False
+
+
+async def after_call(call_id: int | None, *, wait_finished_s: float = 0.0) -> int | None:
+    """Extract and store the delivery (if the campaign has a webhook), then try it once now.
+    ``wait_finished_s``: first wait (bounded) for the bridge to write the call's end, so the
+    payload carries the end reason ("transferred", "bye"...), duration and recording."""
     if call_id is None:
         return None
     try:
         has_hook = await sync_to_async(_has_webhook)(call_id)
         if not has_hook:
             return None
+        if wait_finished_s > 0 and not await wait_finished(call_id, wait_finished_s):
+            log.warning("call %s: the Call row was not finalised in %.0f s; sending its webhook anyway", call_id,
+                        wait_finished_s)
         pk = await sync_to_async(_enqueue)(call_id, await extract(call_id))
     except Exception:  # noqa: BLE001 - a webhook must never break a call's cleanup
         log.exception("could not queue the webhook of call %s", call_id)
