@@ -16,7 +16,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable
 
-from telephony.media.contract import CallEvent, HangupEvent
+from telephony.media.contract import CallEvent, HangupEvent, events_until_hangup
 from telephony.rtp.clock import MediaClock
 from telephony.rtp.playout import FRAME, FrameQueue, Playout
 
@@ -122,12 +122,8 @@ class BrowserCall:
     def audio_in(self) -> AsyncIterator[bytes]:
         return self._frames.frames()
 
-    async def events(self) -> AsyncIterator[CallEvent]:
-        while True:
-            ev = await self._events.get()
-            yield ev
-            if isinstance(ev, HangupEvent):
-                return
+    def events(self) -> AsyncIterator[CallEvent]:
+        return events_until_hangup(self._events)
 
     def play(self, payload: bytes, on_sent: Callable[[float], None] | None = None) -> None:
         if not self.ended.is_set():

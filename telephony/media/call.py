@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from telephony.rtp.session import RtpSession
 
-from .contract import CallEvent, DtmfEvent, HangupEvent
+from .contract import CallEvent, DtmfEvent, HangupEvent, events_until_hangup
 
 
 class TransferFailed(RuntimeError):
@@ -87,12 +87,8 @@ class LiveCall:
         async for frame in self.session.frames():
             yield frame
 
-    async def events(self) -> AsyncIterator[CallEvent]:
-        while True:
-            ev = await self._events.get()
-            yield ev
-            if isinstance(ev, HangupEvent):
-                return
+    def events(self) -> AsyncIterator[CallEvent]:
+        return events_until_hangup(self._events)
 
     def play(self, payload: bytes, on_sent: Callable[[float], None] | None = None) -> None:
         if not self.ended.is_set():

@@ -7,6 +7,7 @@ Plain asyncio, no Django.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -25,6 +26,16 @@ class HangupEvent:
 
 
 CallEvent = DtmfEvent | HangupEvent
+
+
+async def events_until_hangup(queue: asyncio.Queue[CallEvent]) -> AsyncIterator[CallEvent]:
+    """``CallHandle.events`` for a transport that queues its events: in order, ending after the
+    HangupEvent. One copy for the SIP call, the browser call and the in-memory call."""
+    while True:
+        ev = await queue.get()
+        yield ev
+        if isinstance(ev, HangupEvent):
+            return
 
 
 class CallHandle(Protocol):

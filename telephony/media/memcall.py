@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from telephony.media.contract import DtmfEvent, HangupEvent
+from telephony.media.contract import DtmfEvent, HangupEvent, events_until_hangup
 from telephony.rtp.playout import Playout
 
 SILENCE = b"\xff" * 160
@@ -72,12 +72,8 @@ class FakeCall:
                 return
             yield f
 
-    async def events(self):
-        while True:
-            ev = await self._events.get()
-            yield ev
-            if isinstance(ev, HangupEvent):
-                return
+    def events(self):
+        return events_until_hangup(self._events)
 
     def dtmf(self, digit: str) -> None:
         self._events.put_nowait(DtmfEvent(digit, time.monotonic()))
