@@ -88,16 +88,21 @@ def _check_body(request: HttpRequest) -> None:
         raise PayloadTooLarge(f"body is {size} bytes; the limit is {limit}")
 
 
-def loopback_read_allowed(request: HttpRequest) -> bool:
-    """Only with API_LOOPBACK_READS on, from a loopback address, and not relayed by a proxy."""
-    if not getattr(settings, "API_LOOPBACK_READS", False):
-        return False
+def direct_loopback(request: HttpRequest) -> bool:
+    """From a loopback address and not relayed by a proxy (a proxy on the same box makes every
+    client look local, so any forwarding header disqualifies). The one check behind every
+    loopback door: API reads here, /metrics in telephony.metrics."""
     if any(request.META.get(h) for h in _FORWARDING_HEADERS):
         return False
     try:
         return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
     except ValueError:
         return False
+
+
+def loopback_read_allowed(request: HttpRequest) -> bool:
+    """Only with API_LOOPBACK_READS on, from a loopback address, and not relayed by a proxy."""
+    return bool(getattr(settings, "API_LOOPBACK_READS", False)) and direct_loopback(request)
 
 
 def _token_user(request: HttpRequest):

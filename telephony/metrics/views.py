@@ -13,27 +13,19 @@ an in-process bridge's media (nothing to lock). A separate run_sip_bridge has it
 
 from __future__ import annotations
 
-import ipaddress
-
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from aioptions.http import _FORWARDING_HEADERS, api_view
+from aioptions.http import api_view, direct_loopback
 
 from .prom import exposition
 from .serve import CONTENT_TYPE
 
 
-def direct_loopback(request: HttpRequest) -> bool:
-    if not getattr(settings, "METRICS_LOOPBACK", True):
-        return False
-    if any(request.META.get(h) for h in _FORWARDING_HEADERS):
-        return False
-    try:
-        return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
-    except ValueError:
-        return False
+def metrics_loopback(request: HttpRequest) -> bool:
+    """The loopback door, unless METRICS_LOOPBACK turned it off."""
+    return bool(getattr(settings, "METRICS_LOOPBACK", True)) and direct_loopback(request)
 
 
 async def _metrics(request: HttpRequest) -> HttpResponse:
@@ -46,6 +38,6 @@ _staff_metrics = api_view(methods=("GET", "HEAD"))(_metrics)
 
 @csrf_exempt
 async def metrics(request: HttpRequest) -> HttpResponse:
-    if request.method in ("GET", "HEAD") and direct_loopback(request):
+    if request.method in ("GET", "HEAD") and metrics_loopback(request):
         return await _metrics(request)
     return await _staff_metrics(request)
