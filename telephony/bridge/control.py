@@ -43,6 +43,18 @@ def _write_private(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
+def _unlink_if_ours(path: Path, token: str) -> None:
+    """Remove the control file only if it is still this server's: two bridges sharing a VAR_DIR
+    (deploy/local-cluster.sh) write the same file, and the one stopping first must not take the
+    other's away (``manage.py dial`` would then find no bridge while one runs)."""
+    try:
+        if json.loads(path.read_text()).get("token") != token:
+            return
+    except (OSError, ValueError, AttributeError):
+        return
+    path.unlink(missing_ok=True)
+
+
 class ControlServer:
     def __init__(self, outbound) -> None:
         self.outbound = outbound
@@ -61,7 +73,7 @@ class ControlServer:
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
-        await asyncio.to_thread(control_path().unlink, missing_ok=True)
+        await asyncio.to_thread(_unlink_if_ours, control_path(), self.token)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         def send(obj: dict) -> None:
