@@ -41,12 +41,21 @@ class CampaignForm(forms.ModelForm):
         if inst and inst.llm_model:
             self.fields["llm"].initial = f"{inst.llm_provider}:{inst.llm_model}"
 
+    def pairs(self) -> dict[str, tuple[str, str]]:
+        """The voice and LLM dropdowns as ``services.save_campaign`` takes them ("" = the global one)."""
+        cd = self.cleaned_data
+        voice_provider, _, voice_id = (cd.get("voice") or "").partition(":")
+        llm_provider, _, llm_model = (cd.get("llm") or "").partition(":")
+        return {"voice": (voice_provider, voice_id), "llm": (llm_provider, llm_model)}
+
     def clean(self):
+        """Ask the service what it would refuse, so it shows on the field (it checks again in its lock)."""
         cleaned = super().clean()
-        if cleaned.get("is_default"):
-            others = Campaign.objects.filter(is_default=True).exclude(pk=self.instance.pk or 0)
-            if others.exists():
-                self.add_error("is_default", f"{others.first()} is already the default campaign")
+        try:
+            services.check_campaign(campaign_id=self.instance.pk, is_default=bool(cleaned.get("is_default")),
+                                    **self.pairs())
+        except ValidationError as exc:
+            self.add_error(exc.field if exc.field in self.fields else None, str(exc))
         return cleaned
 
 
@@ -76,18 +85,22 @@ class CampaignAdmin(admin.ModelAdmin):
         return f"{obj.llm_provider}/{obj.llm_model}" if obj.llm_model else "global"
 
     def save_model(self, request, obj, form, change):
-        llm = form.cleaned_data.get("llm") or ""
-        obj.llm_provider, _, obj.llm_model = llm.partition(":")
-        if not change:  # a new row needs its voice before the check constraint sees it
-            provider, _, voice_id = (form.cleaned_data.get("voice") or "").partition(":")
-            obj.voice_provider, obj.voice_id = provider, voice_id
-        super().save_model(request, obj, form, change)
-        if change:
-            provider, _, voice_id = (form.cleaned_data.get("voice") or "").partition(":")
-            try:  # validated, recorded in the AI change history, broadcast to open pages
-                services.set_campaign_voice(campaign_id=obj.pk, provider=provider, voice_id=voice_id,
-                                            user=request.user, source="admin")
-            except ValidationError as exc:
-                messages.error(request, str(exc))
+        """The same kind of write as the API's: ``services.save_campaign`` checks voice, LLM and the
+        default rule inside the row lock and saves the campaign, history and broadcast at once."""
+        fields = {k: form.cleaned_data[k] for k in services.CAMPAIGN_FIELDS if k in form.cleaned_data}
+        try:
+            saved = services.save_campaign(campaign_id=obj.pk if change else None, fields=fields, **form.pairs(),
+                                           user=request.user, source="admin")
+        except ValidationError as exc:  # changed by someone else since the form was checked
+            if not change:
+                raise  # nothing to show a new row on; the database would have refused it as well
+            messages.error(request, f"Not saved: {exc}")
+            obj.refresh_from_db()
+            return
+        obj.pk = saved.pk  # a new row: the admin's inlines and log entry need its key
+        obj._state.adding = False
+        obj.refresh_from_db()
+
+
 from . import admin_actions  # noqa: E402,F401,I001  (tools, transfer targets, webhook)
 from . import admin_outbound  # noqa: E402,F401  (trunks, dialer, contacts, do-not-call)

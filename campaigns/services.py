@@ -76,6 +76,88 @@ def set_campaign_voice(*, campaign_id: Any, provider: Any, voice_id: Any, user=N
     return payload
 
 
+# The campaign fields the admin form edits besides voice and LLM (which are checked against the catalog)
+CAMPAIGN_FIELDS = ("name", "extension", "active", "is_default", "system_prompt", "greeting", "preview_text")
+
+
+def _pair(check, provider: str, ident: str, field: str) -> tuple[str, str]:
+    """A catalog (provider, id) pair, or ("", "") for "use the global one"; half a pair is refused."""
+    if not provider and not ident:
+        return "", ""
+    try:
+        check(provider, ident)
+    except catalog.CatalogError as exc:
+        raise ValidationError(str(exc), field=field) from None
+    return provider, ident
+
+
+def check_campaign(*, campaign_id: int | None, is_default: bool, voice: tuple[str, str],
+                   llm: tuple[str, str]) -> None:
+    """What ``save_campaign`` would refuse, asked before saving so a form can show it on the field;
+    ``save_campaign`` checks again under the lock."""
+    _pair(catalog.validate_voice, *voice, field="voice")
+    _pair(catalog.validate_llm, *llm, field="llm")
+    if is_default:
+        _no_other_default(campaign_id, lock=False)
+
+
+def _no_other_default(campaign_id: int | None, *, lock: bool) -> None:
+    others = Campaign.objects.filter(is_default=True).exclude(pk=campaign_id or 0)
+    if lock:
+        others = others.select_for_update()
+    other = others.first()
+    if other is not None:
+        raise ValidationError(f"{other} is already the default campaign", field="is_default")
+
+
+def save_campaign(*, campaign_id: int | None, fields: dict[str, Any], voice: tuple[str, str],
+                  llm: tuple[str, str], user=None, source: str = "admin") -> Campaign:
+    """Create (``campaign_id`` None) or update a campaign with its voice and LLM override in one
+    transaction: catalog and default-campaign checks inside the row lock, one save, voice/LLM
+    changes in the AI change history, a broadcast after commit so open pages show it. The admin's
+    write; the API and the pages change the voice through ``set_campaign_voice``.
+
+    ``fields`` holds already-cleaned values of CAMPAIGN_FIELDS (the admin's ModelForm cleaned them).
+    Raises CampaignNotFound or ValidationError; nothing is saved on error.
+    """
+    unknown = set(fields) - set(CAMPAIGN_FIELDS)
+    if unknown:
+        raise ValidationError(f"unknown campaign field(s): {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        if campaign_id is None:
+            c, old = Campaign(), None
+        else:
+            try:
+                c = Campaign.objects.select_for_update().get(pk=campaign_id)
+            except Campaign.DoesNotExist:
+                raise CampaignNotFound(f"campaign {campaign_id} does not exist") from None
+            old = {"voice": (c.voice_provider, c.voice_id), "llm": (c.llm_provider, c.llm_model)}
+        new = {"voice": _pair(catalog.validate_voice, *voice, field="voice"),
+               "llm": _pair(catalog.validate_llm, *llm, field="llm")}
+        if fields.get("is_default"):
+            _no_other_default(campaign_id, lock=True)
+        changed = [k for k in CAMPAIGN_FIELDS if k in fields and (old is None or getattr(c, k) != fields[k])]
+        for k in CAMPAIGN_FIELDS:
+            if k in fields:
+                setattr(c, k, fields[k])
+        c.voice_provider, c.voice_id = new["voice"]
+        c.llm_provider, c.llm_model = new["llm"]
+        c.save()
+        for part, key in (("voice", "voice_id"), ("llm", "model")):
+            if old is not None and old[part] != new[part]:
+                changed.append(part)
+                AIConfigChange.objects.create(
+                    user=user if getattr(user, "pk", None) else None, source=source, target=f"campaign:{c.pk}",
+                    field=part, old_value={"provider": old[part][0], key: old[part][1]},
+                    new_value={"provider": new[part][0], key: new[part][1]})
+        if old is None:
+            changed = ["created"]
+        if changed:
+            payload = {"target": f"campaign:{c.pk}", "campaign": campaign_dict(c), "changed": changed}
+            transaction.on_commit(lambda: broadcast_config(payload))
+    return c
+
+
 # --- bulk changes to contacts (admin actions, run chunk by chunk by campaigns.jobs) -------------
 def requeue_contacts(ids: list[int]) -> dict:
     """Put these contacts back in the dialer's queue: pending, due now, attempts from zero (the
