@@ -35,6 +35,7 @@ class Op:
 COUNT_LABELS = {"requeued": "re-queued", "deleted": "deleted", "in_call": "left alone: in a call now",
                 "do_not_call": "left alone: on do-not-call", "gone": "already deleted by someone else"}
 OPS: dict[str, Op] = {}
+MAX_SELECTION = 200_000  # the ids live in the job's state file, rewritten at every step
 
 
 def _chunk(st: dict, _input: Path) -> None:
@@ -70,6 +71,8 @@ def describe(st: dict) -> dict:
 
 def start(kind: str, ids: list[int], user) -> str:
     op = OPS[kind]
+    if len(ids) > MAX_SELECTION:
+        raise ValueError(f"at most {MAX_SELECTION} {op.noun} at a time ({len(ids)} selected): filter the list first")
     return jobs.start(kind, total=len(ids), user_id=user.pk, perm=op.perm, confirm=bool(op.confirm),
                       fields={"ids": ids, "counts": {}})
 
@@ -77,6 +80,16 @@ def start(kind: str, ids: list[int], user) -> str:
 def _summary_text(kind: str, part: dict) -> str:
     labels = {**COUNT_LABELS, **OPS[kind].labels}
     return ", ".join(f"{n} {labels.get(k, k)}" for k, n in part.items() if n) or "nothing to change"
+
+
+def _job_or_error(request, kind: str, ids: list[int]):
+    """Start the job and go to its page; a selection too large stays on the list with the reason."""
+    try:
+        token = start(kind, ids, request.user)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        return None
+    return redirect("campaigns:job", token=token)
 
 
 def delete_rows(kind: str, request, queryset) -> None:
@@ -98,8 +111,7 @@ def delete_action(kind: str):
         ids = list(queryset.order_by("pk").values_list("pk", flat=True))
         if len(ids) <= jobs.CHUNK:
             return django_delete_selected(modeladmin, request, queryset)
-        messages.info(request, f"{len(ids)} {OPS[kind].noun} selected: they are deleted in chunks of {jobs.CHUNK}.")
-        return redirect("campaigns:job", token=start(kind, ids, request.user))
+        return _job_or_error(request, kind, ids)
     return delete_selected
 
 
@@ -110,7 +122,7 @@ def requeue_contacts(modeladmin, request, queryset):
         part = services.requeue_contacts(ids)
         modeladmin.message_user(request, f"Contacts: {_summary_text('contacts_requeue', part)}")
         return None
-    return redirect("campaigns:job", token=start("contacts_requeue", ids, request.user))
+    return _job_or_error(request, "contacts_requeue", ids)
 
 
 delete_selected = delete_action("contacts_delete")

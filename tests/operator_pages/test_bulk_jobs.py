@@ -220,3 +220,14 @@ def test_a_step_while_another_holds_the_job_changes_nothing(root, campaign):
     assert not Contact.objects.filter(state=Contact.State.PENDING).exists() and lock.exists()
     lock.unlink()  # it finished (and wrote its progress): the next poll goes on
     assert progress(root.post(url + "step/", HTTP_HX_REQUEST="true").content.decode()) == (500, 600)
+
+
+def test_a_selection_too_large_for_a_job_is_refused_with_the_reason(root, campaign, monkeypatch):
+    from campaigns import bulk_actions
+
+    monkeypatch.setattr(bulk_actions, "MAX_SELECTION", 550)
+    ids = make_contacts(campaign, 600)
+    r = run_action(root, "requeue_contacts", ids)
+    assert r.status_code == 302 and r["Location"].endswith(CHANGELIST)
+    assert "at most 550 contacts at a time (600 selected)" in root.get(r["Location"]).content.decode().lower()
+    assert not Contact.objects.filter(state=Contact.State.PENDING).exists()
