@@ -37,6 +37,15 @@ def _checked(check, *args, **kwargs):
         raise as_validation_error(exc) from None
 
 
+def _record(c: Campaign, part: str, old: tuple[str, str], new: tuple[str, str], *, user, source: str) -> None:
+    """One row of the AI change history for a campaign's voice or LLM (the options page lists them)."""
+    key = "voice_id" if part == "voice" else "model"
+    AIConfigChange.objects.create(user=user if getattr(user, "pk", None) else None, source=source,
+                                  target=f"campaign:{c.pk}", field=part,
+                                  old_value={"provider": old[0], key: old[1]},
+                                  new_value={"provider": new[0], key: new[1]})
+
+
 def set_campaign_voice(*, campaign_id: Any, provider: Any, voice_id: Any, user=None,
                        source: str = "api") -> dict:
     """Assign a catalog voice to a campaign; empty provider and voice_id clear it (global voice).
@@ -63,12 +72,7 @@ def set_campaign_voice(*, campaign_id: Any, provider: Any, voice_id: Any, user=N
         if changed:
             c.voice_provider, c.voice_id = new_provider, new_voice
             c.save(update_fields=["voice_provider", "voice_id", "updated_at"])
-            AIConfigChange.objects.create(
-                user=user if getattr(user, "pk", None) else None, source=source,
-                target=f"campaign:{c.pk}", field="voice",
-                old_value={"provider": old[0], "voice_id": old[1]},
-                new_value={"provider": new_provider, "voice_id": new_voice},
-            )
+            _record(c, "voice", old, (new_provider, new_voice), user=user, source=source)
         payload = {"target": f"campaign:{c.pk}", "campaign": campaign_dict(c),
                    "changed": ["voice"] if changed else []}
         if changed:
@@ -143,13 +147,10 @@ def save_campaign(*, campaign_id: int | None, fields: dict[str, Any], voice: tup
         c.voice_provider, c.voice_id = new["voice"]
         c.llm_provider, c.llm_model = new["llm"]
         c.save()
-        for part, key in (("voice", "voice_id"), ("llm", "model")):
+        for part in ("voice", "llm"):
             if old is not None and old[part] != new[part]:
                 changed.append(part)
-                AIConfigChange.objects.create(
-                    user=user if getattr(user, "pk", None) else None, source=source, target=f"campaign:{c.pk}",
-                    field=part, old_value={"provider": old[part][0], key: old[part][1]},
-                    new_value={"provider": new[part][0], key: new[part][1]})
+                _record(c, part, old[part], new[part], user=user, source=source)
         if old is None:
             changed = ["created"]
         if changed:
