@@ -28,3 +28,12 @@ def session(staff):
 @pytest.fixture
 def campaign(db):
     return Campaign.objects.create(name="Acme", extension="100", is_default=True)
+
+
+@pytest.fixture
+def root(db):
+    """A logged-in superuser client (the admin's forms)."""
+    user = get_user_model().objects.create_superuser("root", password="pw-123456")
+    c = Client()
+    c.force_login(user)
+    return c

@@ -6,8 +6,6 @@ commit — the same guarantees the API's and the page's writes have."""
 from unittest import mock
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 
 from aioptions.models import AIConfigChange
 from aioptions.services import ValidationError
@@ -16,14 +14,6 @@ from campaigns.models import Campaign
 
 pytestmark = pytest.mark.django_db(transaction=True)  # on_commit broadcasts really run
 LEDA = "google:en-US-Chirp3-HD-Leda"
-
-
-@pytest.fixture
-def root():
-    user = get_user_model().objects.create_superuser("root", password="pw-123456")
-    c = Client()
-    c.force_login(user)
-    return c
 
 
 def form(**over) -> dict:

@@ -5,8 +5,6 @@ change (one version, history rows, one config_updated)."""
 from unittest import mock
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 
 from aioptions import services
 from aioptions.models import AIConfigChange
@@ -17,12 +15,9 @@ URL = "/admin/aioptions/aiconfig/1/change/"
 
 
 @pytest.fixture
-def admin_client():
-    user = get_user_model().objects.create_superuser("root", password="pw-123456")
-    c = Client()
-    c.force_login(user)
+def admin_client(root):
     get_ai_config()
-    return c
+    return root
 
 
 def form(**over) -> dict:
