@@ -162,6 +162,10 @@ def test_a_change_on_the_page_reaches_live_calls_on_both_bridges_through_redis(t
                   if any(m.get("type") == "ConfigureSuccess" and m.get("thresholds", {}).get("eot_threshold") == 0.85
                          for m in c["sent"])]
     assert len(configured) == CALLS, fakes.get("flux_connections")
+    # the new voice was put to work before any turn: each call prewarmed it at the TTS fake (its
+    # filler clips rendered in that voice); before the change only the default voice was asked for
+    voices = [c["voice"] for c in fakes.get("tts_contexts", {}).values()]
+    assert voices.count(KIEFER) >= CALLS and voices[0] != KIEFER, voices
     saved = float(read(t, "saved_at"))
     delays = sorted(stamp(m) - saved for name in "AB" for m in RECEIVED_AT.finditer(read(t, f"bridge{name}.log"))
                     if m.group(2) == page_version)
