@@ -15,7 +15,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.template.loader import render_to_string
 
 from aioptions.campaign_hooks import CampaignNotFound, hooks
-from talky.logsafe import clip, redact
+from aioptions.logsafe import clip, redact
 
 from . import inputs, services
 from .events import CONFIG_GROUP

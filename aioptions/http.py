@@ -28,7 +28,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from talky.logsafe import clip, redact
+from aioptions.logsafe import clip, redact
 
 from .inputs import InputError, PayloadTooLarge, UnsupportedMediaType, max_body_bytes, parse_json
 from .models import ApiToken

@@ -23,7 +23,7 @@ import math
 import re
 from typing import Any
 
-from talky.logsafe import clip
+from aioptions.logsafe import clip
 
 MAX_DEPTH = 8  # our payloads are 2-3 levels deep; anything near this is an attack or a bug
 MAX_STRING = 4096

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from aioptions.logsafe import clip
 from aioptions.providers.base import ToolCallRequest
 from campaigns import schema
 from campaigns.tools import RuntimeActions
-from talky.logsafe import clip
 
 from . import builtins, httpclient, signing
 

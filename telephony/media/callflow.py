@@ -16,7 +16,7 @@ import random
 import re
 import time
 
-from talky.logsafe import clip
+from aioptions.logsafe import clip
 from telephony.media.call import CallInfo, LiveCall
 from telephony.media.dialogs import Dialog
 from telephony.media.recording import StereoRecorder, shared_writer

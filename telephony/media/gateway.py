@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from talky.logsafe import clip  # Django-free: bounded, escaped attacker text for log lines
+from aioptions.logsafe import clip  # Django-free: bounded, escaped attacker text for log lines
 from telephony.media.call import LiveCall
 from telephony.media.callflow import ALLOW, CallFlow
 from telephony.media.dialogs import Dialog, GatewayHooks

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from aioptions.codecs import g711
 from aioptions.codecs.g711 import SILENCE_BYTE
-from talky.logsafe import clip
+from aioptions.logsafe import clip
 from telephony.agents.greeting import wav_to_g711
 from telephony.media.amd import Amd, BeepOrSilence
 from telephony.media.call import CallInfo, LiveCall

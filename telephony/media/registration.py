@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from talky.logsafe import clip
+from aioptions.logsafe import clip
 from telephony.sip import timers, uac
 from telephony.sip.message import SipMessage, new_branch, new_tag, param
 

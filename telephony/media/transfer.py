@@ -29,7 +29,7 @@ import functools
 import logging
 from dataclasses import dataclass, field
 
-from talky.logsafe import clip
+from aioptions.logsafe import clip
 from telephony.media.call import TransferFailed
 from telephony.media.dialogs import Dialog
 from telephony.media.relay import RelayAgent

@@ -24,7 +24,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from talky.logsafe import clip
+from aioptions.logsafe import clip
 from telephony.media.call import LiveCall, TransferFailed
 from telephony.media.dialogs import Dialog
 from telephony.media.relay import RelayAgent
