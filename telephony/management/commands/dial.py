@@ -1,12 +1,13 @@
 """python manage.py dial DEST --campaign ID: place one call and print each SIP step.
 
-DEST is a +E.164 number (through the campaign's trunk, inside its allowed prefixes), a sip: URI,
-or an extension registered to the running bridge (in a fleet: registered with the Kamailio in
-front, which the bridge sends the INVITE to: see --outbound-proxy of run_sip_bridge). By default the running ``run_sip_bridge`` places
-the call (over its loopback control channel: it owns the registrar, the trunks' registrations
-and caps). ``--standalone`` instead runs a short-lived bridge inside this command on its own port
-(numbers and SIP URIs only: nobody is registered to it) and keeps the call up until the far end
-or the agent hangs up, or ``--max-seconds``. Exit status: 0 answered, 1 not answered, 2 refused.
+DEST is a +E.164 number (through the campaign's trunk, inside its allowed prefixes), a sip: URI, or
+an extension registered to the running bridge (in a fleet: registered with the Kamailio in front,
+which the bridge sends the INVITE to: see --outbound-proxy of run_sip_bridge). By default the
+running ``run_sip_bridge`` places the call (over its loopback control channel: it owns the
+registrar, the trunks' registrations and caps). ``--standalone`` instead runs a short-lived bridge
+inside this command on its own port (numbers and SIP URIs only: nobody is registered to it) and
+keeps the call up until the far end or the agent hangs up, or ``--max-seconds``. Exit status: 0
+answered, 1 not answered, 2 refused.
 """
 
 from __future__ import annotations
