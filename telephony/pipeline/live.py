@@ -97,8 +97,11 @@ class LiveConfig:
         holds. It is how an operator (and the fleet test) sees that a save on the page reached
         the live calls of every bridge process, not only at their next turn's re-read."""
         cfg = self.agent.cfg
-        version = ((message.get("payload") or {}).get("config") or {}).get("version")
-        log.info("call %s: config v%s received live: llm %s/%s, voice %s/%s", self.agent.call.call_id, version,
+        payload = message.get("payload") or {}
+        target = str(payload.get("target") or "ai_config")[:40]  # "ai_config" or "campaign:<id>"
+        version = (payload.get("config") or {}).get("version")
+        what = f"config v{version}" if target == "ai_config" else f"{target} change"
+        log.info("call %s: %s received live: llm %s/%s, voice %s/%s", self.agent.call.call_id, what,
                  cfg.llm_provider, cfg.llm_model, cfg.tts_provider, cfg.voice_id)
 
     async def apply(self) -> None:

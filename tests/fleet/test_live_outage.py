@@ -62,6 +62,7 @@ class Listener(LiveConfig):
 
 
 async def test_the_listener_rejoins_after_the_layer_fails_and_still_gets_changes(monkeypatch, caplog):
+    """Also the log line each change leaves per call (the fleet test reads it from both bridges)."""
     layer = FlakyLayer(down=3)
     monkeypatch.setattr(live, "get_channel_layer", lambda: layer)
     monkeypatch.setattr(live, "RETRY_MIN_S", 0.001)
@@ -76,8 +77,14 @@ async def test_the_listener_rejoins_after_the_layer_fails_and_still_gets_changes
         layer.queue.put_nowait({"type": "config.updated", "payload": {"config": {"version": 7}}})
         await asyncio.wait_for(listener.changed.wait(), 5)
         assert listener.events == 1 and listener.applied == 2 and not task.done()
+        listener.changed.clear()  # a campaign's change (campaigns.services) travels the same group
+        layer.queue.put_nowait({"type": "config.updated", "payload": {"target": "campaign:3", "changed": ["voice"]}})
+        await asyncio.wait_for(listener.changed.wait(), 5)
+        assert listener.events == 2 and listener.applied == 3
     finally:
         task.cancel()
     warnings = [r for r in caplog.records if "channel layer failed" in r.getMessage()]
     assert len(warnings) == 1, warnings  # one line per outage, not one per retry
-    assert any("config v7 received live" in r.getMessage() for r in caplog.records)
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("call c1: config v7 received live: llm groq/m, voice cartesia/v" in m for m in lines), lines
+    assert any("call c1: campaign:3 change received live" in m for m in lines), lines
