@@ -8,10 +8,8 @@ import hashlib
 import wave
 from pathlib import Path
 
-import numpy as np
-
-from aioptions.codecs import g711
 from aioptions.codecs.resample import resample
+from aioptions.codecs.wav import read_wav_bytes, wav_to_g711  # re-exported: tests/transfer use it here
 from telephony.media.contract import CallHandle, HangupEvent
 
 
@@ -38,32 +36,6 @@ async def synthesize_wav(text: str, cache_dir: Path) -> Path:
         w.writeframes(pcm8.astype("<i2").tobytes())
     tmp.replace(path)
     return path
-
-
-def read_wav_bytes(data: bytes) -> tuple[np.ndarray, int]:
-    """PCM16 mono samples and rate from a RIFF WAV (espeak-ng writes a streaming header)."""
-    if data[:4] != b"RIFF":
-        raise ValueError("not a WAV")
-    rate = int.from_bytes(data[24:28], "little")
-    pos = 12
-    while pos + 8 <= len(data):
-        cid, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
-        if cid == b"data":
-            body = data[pos + 8:]
-            if 0 < size <= len(body):
-                body = body[:size]
-            return np.frombuffer(body[: len(body) // 2 * 2], dtype="<i2").astype(np.int16), rate
-        pos += 8 + size
-    raise ValueError("WAV without data chunk")
-
-
-def wav_to_g711(path: Path, codec: str) -> bytes:
-    with wave.open(str(path), "rb") as w:
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-        rate = w.getframerate()
-    if rate != 8000:
-        pcm = resample(pcm, rate, 8000)
-    return g711.encode(codec, pcm)
 
 
 class GreetingAgent:

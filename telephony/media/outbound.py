@@ -27,8 +27,8 @@ from pathlib import Path
 
 from aioptions.codecs import g711
 from aioptions.codecs.g711 import SILENCE_BYTE
+from aioptions.codecs.wav import wav_to_g711
 from aioptions.logsafe import clip
-from telephony.agents.greeting import wav_to_g711
 from telephony.media.amd import Amd, BeepOrSilence
 from telephony.media.call import CallInfo, LiveCall
 from telephony.media.dialogs import Dialog
