@@ -50,8 +50,8 @@ async def test_url_headers_framing_events_configure_and_close():
         events = await collect(s)
         await feeder
         await s.configure(eot_threshold=0.9)
-        await asyncio.sleep(0.1)
-        assert s.thresholds == {"eot_threshold": 0.9} and s.configure_error is None
+        await eventually(lambda: s.thresholds == {"eot_threshold": 0.9})
+        assert s.configure_error is None
         await s.close()
         conn = srv.connections[0]
         assert conn.query == {
@@ -86,7 +86,7 @@ async def test_linear16_frames_are_80_ms(fmt, frame):
     async with FakeFluxServer() as srv:
         s = await FluxSTT(api_key="k", url=srv.url).open(fmt)
         await s.send(b"\x00" * (frame * 3 + 100))
-        await asyncio.sleep(0.2)
+        await eventually(lambda: len(srv.connections[0].frames) == 3)
         await s.close()
         assert srv.connections[0].frames == [frame, frame, frame, 100]  # the tail is flushed on close
         assert srv.connections[0].query["encoding"] == "linear16"
@@ -233,10 +233,7 @@ async def test_replay_is_bounded_by_replay_s():
     async with FakeFluxServer(close_after_s=1.6, record_audio=True) as srv:
         s = await FluxSTT(api_key="k", url=srv.url, replay_s=0.5).open(MULAW_8K)
         await feed(s, audio=fed, pace=0.003)
-        for _ in range(100):
-            if s.reconnects and srv.total_bytes >= len(fed) + 2000:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: s.reconnects and srv.total_bytes >= len(fed) + 2000)
         await s.close()
     first, second = srv.connections
     start = round(s.connection_offsets[1] * 8000)
