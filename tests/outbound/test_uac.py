@@ -12,6 +12,7 @@ import pytest
 from telephony.sip.auth import parse_digest
 from telephony.sip.message import SipMessage, response_to
 from telephony.sip.uac import OutboundTarget, digest_authorization, outcome_for
+from tests.eventually import eventually
 from tests.sip.wire import Wire, make_gateway, sdp
 
 CARRIER = ("10.9.8.7", 5060)
@@ -89,12 +90,8 @@ async def test_answered_call_is_a_normal_dialog_both_ways(tmp_path):
     wire.feed(bye, ("10.9.8.7", 5060))
     ok = await wire.until(lambda m: m.status == 200 and m.cseq[1] == "BYE")
     assert ok.call_id == invite.call_id
-    for _ in range(200):
-        if invite.call_id not in gw.dialogs:
-            break
-        await asyncio.sleep(0)  # let the end task run (it is spawned, not awaited)
-        await asyncio.sleep(0.01)
-    assert invite.call_id not in gw.dialogs and gw.ended == ["bye"]
+    await eventually(lambda: invite.call_id not in gw.dialogs)  # the end task is spawned, not awaited
+    assert gw.ended == ["bye"]
     await gw.aclose()
 
 
@@ -168,11 +165,8 @@ async def test_early_media_is_recorded_not_answered(tmp_path):
     dlg = gw.dialogs[invite.call_id]
     await wire.until(lambda m: True)  # nothing else is sent; the session is on the clock
     session = dlg.call.session
-    for _ in range(100):
-        if dlg.media_started:
-            break
-        await asyncio.sleep(0.01)
-    assert dlg.media_started and not session.send_enabled and session.packets_out == 0
+    await eventually(lambda: dlg.media_started)
+    assert not session.send_enabled and session.packets_out == 0
     reply(wire, invite, 486)
     assert (await task).outcome == "busy"
     assert session.packets_out == 0
