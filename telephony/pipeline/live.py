@@ -22,6 +22,8 @@ from . import store
 
 log = logging.getLogger("telephony.pipeline")
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 5.0  # channel layer outage: first wait, longest wait between tries
+_LISTENERS: dict[str, LiveConfig] = {}  # this process's live calls by their channel (rejoined together)
+_CATCH_UPS: set[asyncio.Task] = set()  # re-reads started for other calls after an outage (kept referenced)
 
 
 def turn_key(turn) -> tuple:
@@ -37,6 +39,7 @@ class LiveConfig:
         self.configures_sent = 0
         self.prewarmed: list[tuple[str, str]] = []  # ("llm"|"tts", id) in order, for logs and tests
         self.changed = asyncio.Event()  # set after each handled change (tests wait on it)
+        self.retrying = False  # this call saw the channel layer fail and is waiting to rejoin
 
     async def run(self) -> None:
         """Listen for the call's whole life. The channel layer failing (Redis restarted or out of
@@ -46,18 +49,24 @@ class LiveConfig:
         layer = get_channel_layer()
         if layer is None:
             return
-        channel, delay = None, 0.0
+        channel, delay, joined = None, 0.0, False
         try:
             while True:
                 try:
                     if channel is None:
                         channel = await layer.new_channel()
                     await layer.group_add(CONFIG_GROUP, channel)
+                    if not joined:
+                        joined = True
+                        _LISTENERS[channel] = self
+                        await self.join_check()
                     if delay:
-                        delay = 0.0
+                        delay, self.retrying = 0.0, False
+                        await self.rejoin_others(layer)
                         await self.catch_up()
                     await self._listen(layer, channel)
                 except Exception as exc:  # noqa: BLE001 - an outage of the layer must not end the call
+                    self.retrying = True
                     if not delay:  # once per outage, not once per retry
                         log.warning("call %s: channel layer failed (%s: %s); live config resumes when it is back",
                                     self.agent.call.call_id, type(exc).__name__, exc)
@@ -65,6 +74,7 @@ class LiveConfig:
                     await asyncio.sleep(delay)
         finally:
             if channel is not None:
+                _LISTENERS.pop(channel, None)
                 with contextlib.suppress(Exception):
                     await layer.group_discard(CONFIG_GROUP, channel)
 
@@ -79,6 +89,41 @@ class LiveConfig:
                 except Exception:  # noqa: BLE001 - a bad event must not end the call
                     log.exception("call %s: live config change failed", self.agent.call.call_id)
                 self.changed.set()
+
+    async def rejoin_others(self, layer) -> None:
+        """Back after an outage: put every other live call of this process in the group again and
+        have each re-read. Not every call notices a Redis restart: channels_redis runs one BRPOP
+        per process for all its calls, so only the call holding it sees the error; a call whose
+        turn comes once Redis is back blocks on the new, empty Redis without one (seen in the
+        fleet test: one call of a bridge never got the next change)."""
+        for channel, other in list(_LISTENERS.items()):
+            if other is self or other.retrying:  # one that saw it too comes back by itself
+                continue
+            try:
+                await layer.group_add(CONFIG_GROUP, channel)
+            except Exception:  # noqa: BLE001 - down again: our own retry comes back here
+                return
+            task = asyncio.create_task(other.catch_up())
+            _CATCH_UPS.add(task)
+            task.add_done_callback(_CATCH_UPS.discard)
+
+    async def join_check(self) -> None:
+        """A change saved between the call's own config read (call set-up: the recogniser's
+        connection, the greeting) and joining the group had nobody listening for it in this call:
+        read once more now that every later change arrives as an event. Applied and logged only
+        when something differs, so a call pays one extra read at start and nothing else."""
+        try:
+            _, cfg = await store.resolve_config(self.agent.call.campaign_id)
+            if cfg == self.agent.cfg:
+                return
+            await self.apply(cfg)
+        except Exception:  # noqa: BLE001 - the next turn re-reads anyway
+            log.exception("call %s: config check after joining the live group failed", self.agent.call.call_id)
+            return
+        cfg = self.agent.cfg
+        log.info("call %s: config v%s changed during call set-up, applied: llm %s/%s, voice %s/%s",
+                 self.agent.call.call_id, cfg.version, cfg.llm_provider, cfg.llm_model, cfg.tts_provider, cfg.voice_id)
+        self.changed.set()
 
     async def catch_up(self) -> None:
         """Back on the channel layer after an outage: apply what the database holds now."""
@@ -104,9 +149,11 @@ class LiveConfig:
         log.info("call %s: %s received live: llm %s/%s, voice %s/%s", self.agent.call.call_id, what,
                  cfg.llm_provider, cfg.llm_model, cfg.tts_provider, cfg.voice_id)
 
-    async def apply(self) -> None:
+    async def apply(self, cfg=None) -> None:
+        """Take the current config (``cfg`` when just read, else read now) into the call."""
         agent = self.agent
-        _, cfg = await store.resolve_config(agent.call.campaign_id)
+        if cfg is None:
+            _, cfg = await store.resolve_config(agent.call.campaign_id)
         agent.cfg = cfg  # barge-in, filler/apology timing and call length apply from the next turn
         await self.apply_turn(cfg.turn)
         llm = (cfg.llm_provider, cfg.llm_model)

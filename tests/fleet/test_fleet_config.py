@@ -67,6 +67,19 @@ done
 """
 
 
+def wait_listening(count: int) -> str:
+    """Until ``count`` calls have joined the ai_options group in Redis (channels_redis keeps a group
+    as a sorted set, key <prefix>:group:<name>; bounded: 30 s). A call joins once it is set up
+    (recogniser connected, greeting started); only then is the page's change an event it can get."""
+    return f"""
+for i in $(seq 1 300); do
+  [ "$(redis-cli -h 127.0.0.1 ZCARD talky:group:ai_options 2>/dev/null)" = {count} ] && break
+  sleep 0.1
+done
+redis-cli -h 127.0.0.1 ZCARD talky:group:ai_options > $T/listening.txt
+"""
+
+
 def page_save() -> str:
     """What the operator does: log in (admin form, CSRF cookie) and save a voice with the
     options page's HTMX form (POST /ai-options/save with X-CSRFToken)."""
@@ -122,6 +135,7 @@ def test_a_change_on_the_page_reaches_live_calls_on_both_bridges_through_redis(t
     body = (sipp(t, "held", "caller_auth_wait_bye.xml", ip="127.0.0.22", port=5071,
                  extra=f"-m {CALLS} -r 10 -l {CALLS}", background=True)
             + wait_both_busy(CALLS)
+            + wait_listening(CALLS)
             + page_save()
             + wait_lines(f"received live: .*voice cartesia/{KIEFER}", CALLS)
             + REDIS_RESTART
@@ -133,6 +147,7 @@ def test_a_change_on_the_page_reaches_live_calls_on_both_bridges_through_redis(t
     out = run_fleet(t, body, kam_extra=LOAD, drain_timeout=1, agent="pipeline", prelude=prelude())
     before = dict(ln.split() for ln in read(t, "open_before.txt").split("\n") if ln.strip())
     assert set(before) == {"127.0.0.11", "127.0.0.12"}, read(t, "open_before.txt") + out
+    assert read(t, "listening.txt").strip() == str(CALLS), read(t, "listening.txt") + out
     assert read(t, "login.code") == "302", read(t, "login.code") + read(t, "web.log")[-1500:]
     assert read(t, "save.code") == "200" and "Saved." in read(t, "save.html"), read(t, "save.html")[-1500:]
     assert read(t, "api.code") == "200", read(t, "api.json") + read(t, "web.log")[-1500:]
