@@ -123,7 +123,18 @@ async def _round(n: int, speech: bytes, seconds: float, trace: bool) -> dict:
     return {"replied": replied, "snap": snap, "rss": rss}
 
 
-async def measure(n: int, seconds: float, speech: bytes) -> dict:
+async def churn(n: int, seconds: float, speech: bytes, rounds: int) -> dict:
+    """``rounds`` more rounds of N calls: RSS after each. Growth from the second to the last, per
+    ended call, is what churn keeps (the first round after the traced one refills the allocator)."""
+    after = []
+    for _ in range(rounds):
+        after.append((await _round(n, speech, seconds, trace=False))["rss"][2])
+    kept = (after[-1] - after[0]) / (n * (rounds - 1)) if rounds > 1 else None
+    return {"churn_rounds": rounds, "churn_rss_mb_after_each": [round(x / 2**20, 1) for x in after],
+            "churn_kept_kb_per_ended_call": None if kept is None else round(kept / 1024, 1)}
+
+
+async def measure(n: int, seconds: float, speech: bytes, rounds: int = 0) -> dict:
     await _round(2, speech, seconds, trace=False)  # warm-up: imports, pools, caches, clips
     plain = await _round(n, speech, seconds, trace=False)  # RSS without tracemalloc's own overhead
     traced = await _round(n, speech, seconds, trace=True)  # where the Python-level bytes go
@@ -132,7 +143,8 @@ async def measure(n: int, seconds: float, speech: bytes) -> dict:
     harness = sum(v for (ours, _), v in by_live.items() if ours.startswith("harness"))
     total = sum(by_live.values())
     rss0, rss1, rss2 = plain["rss"]
-    return {"calls": n, "seconds": seconds, "calls_that_replied": [plain["replied"], traced["replied"]],
+    extra = await churn(n, seconds, speech, rounds) if rounds else {}
+    return {**extra, "calls": n, "seconds": seconds, "calls_that_replied": [plain["replied"], traced["replied"]],
             "live_kb_per_call": round((total - harness) / n / 1024, 1),
             "harness_kb_per_call": round(harness / n / 1024, 1),
             "kept_kb_per_ended_call": round(sum(by_after.values()) / n / 1024, 1),
@@ -150,6 +162,7 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=30.0, help="at most this long for every call to reply")
     ap.add_argument("--top", type=int, default=20)
+    ap.add_argument("--churn", type=int, default=0, help="then this many more rounds: RSS kept per ended call")
     args = ap.parse_args()
     n, seconds = max(1, min(args.calls, 200)), max(4.0, min(args.seconds, 60.0))
     work = Path(tempfile.mkdtemp(prefix="membench-"))
@@ -166,7 +179,7 @@ def main() -> None:
         for k, v in env.items():
             setattr(settings, k, v)
         t0 = time.monotonic()
-        res = asyncio.run(measure(n, seconds, speech))
+        res = asyncio.run(measure(n, seconds, speech, max(0, min(args.churn, 20))))
         res["wall_s"] = round(time.monotonic() - t0, 1)
     finally:
         proc.terminate()
@@ -176,6 +189,9 @@ def main() -> None:
           f"traced (+{res['harness_kb_per_call']} KB FakeCall records), RSS {res['rss_kb_per_call_live']} KB/call; "
           f"after they ended {res['kept_kb_per_ended_call']} KB/call traced, RSS {res['rss_kb_per_call_after']} "
           f"KB/call; RSS MB before/live/after {res['rss_mb']}")
+    if "churn_rounds" in res:
+        print(f"churn: {res['churn_rounds']} more rounds of {n}, RSS MB after each {res['churn_rss_mb_after_each']}, "
+              f"kept {res['churn_kept_kb_per_ended_call']} KB per ended call")
     for title, key in (("live, KB per call", "live_top"), ("kept after the end, KB per call", "kept_top")):
         print(f"  {title}:")
         for ours, lib, kb in res[key]:
