@@ -19,7 +19,9 @@ from telephony.actions.session import CallTools
 from telephony.media.contract import DtmfEvent, HangupEvent
 
 from . import fillers, store
+from .calltasks import CallTasks
 from .live import LiveConfig
+from .llmflow import Speculation
 from .speech import SpokenReply
 from .supervisor import STTSupervisor
 from .turnloop import TurnLoop
@@ -40,7 +42,7 @@ class VoicePipelineAgent(TurnLoop):
         self.turn_index = 0
         self.reply_task: asyncio.Task | None = None
         self.reply: SpokenReply | None = None
-        self.spec: tuple[str, object, list[str]] | None = None  # (transcript, stream, buffered deltas)
+        self.spec: Speculation | None = None  # the LLM request started on EagerEndOfTurn
         self.spec_task: asyncio.Task | None = None
         self.voice = VoiceClock(call.codec)
         self._cfg_task: asyncio.Task | None = None
@@ -52,6 +54,7 @@ class VoicePipelineAgent(TurnLoop):
         self.warm_tts: dict[tuple[str, str], object] = {}  # voices prewarmed after a config change
         self.stt: STTSupervisor | None = None
         self.tools = CallTools(call, self.clock)  # the campaign's tools and built-ins (issue 16)
+        self.background = CallTasks(call.call_id)  # side jobs, cancelled when the call ends
 
     # --- setup -----------------------------------------------------------------------------
     async def run(self, call) -> None:
@@ -69,13 +72,14 @@ class VoicePipelineAgent(TurnLoop):
             "Hello, how can I help you?"
         self.machine = TurnMachine(eager_enabled=self.cfg.turn.eager_eot_threshold is not None)
         self.live = LiveConfig(self)
-        asyncio.create_task(self.prewarm_llm(self.cfg.llm_provider, self.cfg.llm_model, once_per_pool=True))
+        self.background.spawn(self.prewarm_llm(self.cfg.llm_provider, self.cfg.llm_model, once_per_pool=True))
         self.stt = STTSupervisor(self.cfg, self.fmt, call.call_id, self.note)
         try:
             await self.stt.open()
         except STTError as exc:
             log.error("call %s: no recogniser at all (%s); hanging up", call.call_id, exc)
             await self.goodbye("stt unavailable")
+            await self.background.aclose()
             await self._cleanup()
             return
         use_context = getattr(self.stt.session, "use_context", None)
@@ -94,6 +98,7 @@ class VoicePipelineAgent(TurnLoop):
                 t.cancel()
             if pending:  # let a cut-off reply record its turn before the call summary is computed
                 await asyncio.wait(pending, timeout=1.0)
+            await self.background.aclose()
             await self._cleanup()
 
     def note(self, text: str) -> None:
@@ -208,7 +213,7 @@ class VoicePipelineAgent(TurnLoop):
             if voiced is not None and voiced >= started + turn.barge_in_min_ms / 1000.0 - 0.1 and self.agent_speaking():
                 await self._barge_in(ev)
 
-        asyncio.create_task(confirm())
+        self.background.spawn(confirm())
 
     async def _max_length_watch(self) -> None:
         """End the call politely once it is longer than ``max_call_s`` (re-read as the config changes)."""
@@ -284,7 +289,7 @@ class VoicePipelineAgent(TurnLoop):
             await reply.push(text)
             await reply.finish()
             if render_clips:  # the greeting is queued: render the filler clips while it plays
-                asyncio.create_task(fillers.render_clips(self.tts, self.fmt))
+                self.background.spawn(fillers.render_clips(self.tts, self.fmt))
             await reply.wait_played()
         except asyncio.CancelledError:
             reply.cancelled = True

@@ -17,7 +17,7 @@ from telephony.actions.session import MAX_ROUNDS
 from . import fillers, store
 from .chunker import SpeakableChunker
 from .fillers import TurnDeadlines
-from .llmflow import LLMChainExhausted, llm_deltas
+from .llmflow import LLMChainExhausted, Speculation, llm_deltas
 from .speech import SpokenReply
 from .turns import Commit
 
@@ -35,22 +35,25 @@ class TurnLoop:
         return [*self.history, {"role": "user", "content": user_text}]
 
     def _start_speculative(self, transcript: str) -> None:
-        stream = self.open_stream(self.cfg.llm_provider, self.cfg.llm_model, self._messages(transcript))
-        buffered: list[str] = []
+        spec = Speculation(transcript, self.open_stream(self.cfg.llm_provider, self.cfg.llm_model,
+                                                         self._messages(transcript)))
 
         async def prefetch() -> None:  # text only: nothing is spoken or stored speculatively
             try:
-                async for d in stream:
-                    buffered.append(d)
+                async for d in spec.stream:
+                    spec.buffered.append(d)
+                    spec.grew.set()
             except LLMError:
                 pass
+            finally:
+                spec.grew.set()  # ended (or failed): the promoted turn stops waiting for more
 
-        self.spec = (transcript, stream, buffered)
+        self.spec = spec
         self.spec_task = asyncio.create_task(prefetch())
 
     async def _cancel_speculative(self) -> None:
         if self.spec is not None:
-            await self.spec[1].cancel()
+            await self.spec.stream.cancel()
             if self.spec_task is not None:
                 self.spec_task.cancel()
         self.spec, self.spec_task = None, None
