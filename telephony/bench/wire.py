@@ -131,7 +131,7 @@ def call_numbers(c: WireCall, agent: str, fixed_ms: float) -> dict:
 
 
 async def drive(pid: int, agent: str, n: int, rate: float, talk_after_s: float, hangup_s: float,
-                fixed_ms: float, profile: Path | None = None) -> dict:
+                fixed_ms: float, profile: Path | None = None, fakes_pid: int | None = None) -> dict:
     gen = LoadGenerator(("127.0.0.1", SIP_PORT))
     await gen.open()
     spy = None
@@ -148,6 +148,9 @@ async def drive(pid: int, agent: str, n: int, rate: float, talk_after_s: float, 
         await asyncio.sleep(1.0)  # let start-up work settle before measuring
         spy = start_py_spy(pid, profile) if profile else None  # what blocks the loop: telephony.bench.stalls
         cpu0, rss0 = _proc(pid)
+        # the fakes and this load generator share the machine: if either is saturated, replies are
+        # late for reasons that are not the bridge's, so their CPU is reported beside it
+        fakes0, gen0 = _proc(fakes_pid)[0] if fakes_pid else 0.0, time.process_time()
         peak = [rss0]
         lines = script(utterance(), talk_after_s)
         stop = asyncio.Event()
@@ -199,6 +202,7 @@ async def drive(pid: int, agent: str, n: int, rate: float, talk_after_s: float, 
         await asyncio.wait_for(asyncio.gather(*calls), n / rate + hangup_s + 30)
         wall = time.monotonic() - t_start
         cpu1, _ = _proc(pid)
+        fakes1, gen1 = _proc(fakes_pid)[0] if fakes_pid else 0.0, time.process_time()
         scraped = await _scrape()
         stop.set()
         for t in tasks:
@@ -219,6 +223,8 @@ async def drive(pid: int, agent: str, n: int, rate: float, talk_after_s: float, 
          "late_agent_frames": late, "agent_frames": frames,
          "late_agent_frames_pct": round(100.0 * late / frames, 3) if frames else None,
          "bridge_cpu_pct_per_call": round(100.0 * (cpu1 - cpu0) / wall / n, 3),
+         "fakes_cpu_pct": round(100.0 * (fakes1 - fakes0) / wall, 1),
+         "loadgen_cpu_pct": round(100.0 * (gen1 - gen0) / wall, 1),
          "rss_mb_idle": round(rss0 / 2**20, 1), "rss_mb_peak": round(peak[0] / 2**20, 1),
          "rss_kb_per_call": round((peak[0] - rss0) / 1024 / n, 1), "wall_s": round(wall, 1),
          "bridge_metrics": {k: v for k, v in scraped.items() if any(s in k for s in (
@@ -236,7 +242,7 @@ def run_round(agent: str, n: int, args, env: dict, work: Path) -> dict:
     profile = OUT_DIR / f"wire-profile-{agent}-{n}.json" if args.profile else None
     try:
         return asyncio.run(drive(bridge.pid, agent, n, args.rate, args.talk_after, args.hangup_after, fixed,
-                                 profile))
+                                 profile, getattr(args, "fakes_pid", None)))
     finally:
         bridge.send_signal(signal.SIGINT)
         try:
@@ -289,6 +295,7 @@ def main() -> None:
                     "defaults={'name': 'Bench', 'is_default': True, 'greeting': 'Hello.'})"],
                    cwd=ROOT, env=env, check=True, timeout=120)
     fakes, fake_env = _start_fakes(work, args.eot_ms, args.ttft_ms, args.ttfb_ms, None)
+    args.fakes_pid = fakes.pid
     env.update(fake_env)
     rows = []
     fixed = FLUX_MIN_SILENCE_MS + args.eot_ms + args.ttft_ms + args.ttfb_ms
