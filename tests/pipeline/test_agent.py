@@ -47,7 +47,10 @@ async def test_turn_waterfall_is_consistent_and_measured_at_the_wire(cloud, call
     assert all(s is not None for s in stages) and stages == sorted(stages), stages
     assert t.mouth_to_ear_ms == t.first_rtp_ms
     expected = EOT_MS + TTFT_MS + TTFB_MS
-    assert expected - 20 <= t.mouth_to_ear_ms <= expected + 150, t.mouth_to_ear_ms
+    # measured where the caller hears it: the fakes' fixed delays (EOT, TTFT, TTFB) all sit inside it.
+    # (How little the bridge adds on top is a number for the benchmarks, not a window for a test.)
+    assert t.mouth_to_ear_ms >= expected - 20, t.mouth_to_ear_ms
+    assert t.llm_ttft_ms >= TTFT_MS - 5 and t.tts_ttfb_ms >= TTFB_MS - 5, (t.llm_ttft_ms, t.tts_ttfb_ms)
     assert (t.llm_provider, t.llm_model, t.tts_provider, t.eager) == ("groq", "openai/gpt-oss-20b", "cartesia", "off")
     # the greeting played first, in the campaign's (global) voice
     first_ctx = next(iter(cloud.tts.contexts.values()))
@@ -97,8 +100,10 @@ async def test_eager_end_of_turn_hides_llm_time(cloud, call_row, campaign):
     assert t.eager == "hit"
     assert len(cloud.llm.chat_requests()) == 1  # promoted: no second request
     assert "eager_eot_threshold" in cloud.flux.connections[0].query
-    # the reply starts TTS TTFB (+ small overhead) after EndOfTurn, the LLM's time is hidden
-    assert t.first_rtp_ms - t.eot_received_ms <= TTFB_MS + 25 + 40, (t.first_rtp_ms, t.eot_received_ms)
+    # the LLM's time is hidden: its one request went out on EagerEndOfTurn, before EndOfTurn arrived
+    # (an order of events, not a time window: the fake sends the two messages in that order)
+    assert t.llm_request_ms < t.eot_received_ms, (t.llm_request_ms, t.eot_received_ms)
+    assert t.first_rtp_ms > t.eot_received_ms  # and the reply was not spoken before the turn ended
 
 
 async def test_eager_resumed_cancels_the_speculation(cloud, call_row, campaign):
