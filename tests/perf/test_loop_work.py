@@ -7,8 +7,8 @@ import sys
 import pytest
 from django.test import override_settings
 
+from aioptions import logsafe
 from aioptions.providers import netpool
-from talky import logsafe
 
 
 async def test_a_pooled_client_is_warmed_once_per_ttl_and_again_after_a_failure():
