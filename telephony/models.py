@@ -206,9 +206,12 @@ class WebhookDelivery(models.Model):
     """A post-call webhook and its delivery state, persisted so a restart resumes the retries.
 
     ``event_id`` travels as ``X-Talky-Delivery``: a receiver that saw it already can drop a repeat
-    (a crash between the receiver's 2xx and our write is the only way to send one twice)."""
+    (a crash between the receiver's 2xx and our write is the only way to send one twice).
+    ``preparing``: stored at the call's end before its payload exists (telephony.actions.webhook_prepare),
+    so a crash while the payload is built loses nothing. At most one row per call."""
 
     class Status(models.TextChoices):
+        PREPARING = "preparing", "preparing (payload not built yet)"
         PENDING = "pending", "pending"
         SENDING = "sending", "sending"
         DELIVERED = "delivered", "delivered"
@@ -231,6 +234,10 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "webhook deliveries"
+        constraints = [  # a call's webhook is sent once: a second queueing finds this row (IntegrityError)
+            models.UniqueConstraint(fields=["call"], condition=models.Q(call__isnull=False),
+                                    name="webhookdelivery_one_per_call"),
+        ]
 
     def __str__(self) -> str:
         return f"webhook {self.event_id[:8]} ({self.status}, {self.attempts} attempts)"

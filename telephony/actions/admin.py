@@ -1,4 +1,6 @@
-"""Admin: the webhook delivery log, and redelivery by hand (the row goes back to pending, due now)."""
+"""Admin: the webhook delivery log, and redelivery by hand (the row goes back to pending, due now).
+A ``preparing`` row has no payload yet (its call just ended, or its process died and the worker
+completes it after the grace period): redelivery leaves it alone rather than send an empty body."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from telephony.models import ToolCall, WebhookDelivery
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
-    list_display = ("event_id", "call", "url", "status", "attempts", "last_status", "next_at", "delivered_at")
+    list_display = ("event_id", "call", "url", "status", "attempts", "last_status", "next_at", "delivered_at",
+                    "created_at")
     list_filter = ("status",)
     readonly_fields = ("event_id", "call", "campaign", "url", "payload", "attempts", "last_status", "last_error",
                        "claimed_at", "delivered_at", "created_at")
@@ -18,9 +21,12 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Deliver again now")
     def redeliver(self, request, queryset) -> None:
-        n = queryset.update(status=WebhookDelivery.Status.PENDING, next_at=timezone.now(), claimed_at=None)
+        S = WebhookDelivery.Status
+        n = queryset.exclude(status=S.PREPARING).update(status=S.PENDING, next_at=timezone.now(), claimed_at=None)
         # one more attempt at least; the give-up age still counts from the call
-        self.message_user(request, f"{n} deliveries queued again")
+        preparing = queryset.filter(status=S.PREPARING).count()
+        note = f"; {preparing} still preparing (sent once their payload is built)" if preparing else ""
+        self.message_user(request, f"{n} deliveries queued again{note}")
 
 
 @admin.register(ToolCall)

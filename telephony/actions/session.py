@@ -126,8 +126,9 @@ class CallTools:
 
     def after_call(self, call_record_id: int | None) -> asyncio.Task | None:
         """Queue the post-call webhook and try it once; retries are the worker's (webhooks.worker).
+        The delivery row is stored first (``preparing``), so a crash from here on loses nothing.
         The agent's cleanup calls this when it stops, which is not always the end of the call: after
-        a bridged transfer the call goes on with the relay, so the webhook waits for the real end,
+        a bridged transfer the call goes on with the relay, so the payload waits for the real end,
         then for the bridge to write the Call row (end reason "transferred", duration, recording)."""
         if call_record_id is None:
             return None
@@ -136,9 +137,8 @@ class CallTools:
         async def go() -> None:
             from . import webhooks
 
-            if ended is not None and not ended.is_set():
-                await ended.wait()
-            if await webhooks.after_call(call_record_id, wait_finished_s=webhooks.FINALISE_WAIT_S) is not None:
+            if await webhooks.after_call(call_record_id, wait_finished_s=webhooks.FINALISE_WAIT_S,
+                                         ended=ended) is not None:
                 await webhooks.deliver_due()
 
         return asyncio.get_running_loop().create_task(go())

@@ -1,13 +1,18 @@
 """The post-call webhook: after hang-up, a signed POST with the call, transcript, outcome and the
-fields the LLM extracted, persisted first (WebhookDelivery) so retries survive a restart.
+fields the LLM extracted, persisted first (WebhookDelivery) so nothing is lost to a crash.
 
-Flow: ``after_call()`` (the agent's cleanup) extracts fields with one LLM request asking for a
-JSON object (skipped without an LLM key: ``extraction_skipped`` says why) and stores a pending
-delivery; ``deliver_due()`` claims due rows with a conditional UPDATE (two workers never send the
-same row at once), POSTs them through the SSRF guard, and on failure backs off exponentially
-(30 s, 60 s, ... capped at 1 h) until ``WEBHOOK_MAX_AGE_S`` (a day) has passed. A row left in
-``sending`` by a crash is retried after ``STALE_S``; ``X-Talky-Delivery`` lets the receiver drop
-the rare repeat. Retriggered by hand in the admin (the "redeliver" action resets a row).
+Flow: ``after_call()`` (the agent's cleanup) stores the delivery row at once, as ``preparing``
+(url and event id, no payload: webhook_prepare); then waits for the call's end and the bridge's
+Call row, extracts fields with one JSON-mode LLM request (skipped without an LLM key:
+``extraction_skipped`` says why), fills the payload and moves the row to ``pending`` with a
+conditional UPDATE. ``deliver_due()`` first completes ``preparing`` rows whose live path died (a
+crash, SIGKILL or drain end in that ~30 s window: their call ended over ``PREPARE_GRACE_S`` ago),
+then claims due rows with a conditional UPDATE (two workers never send the same row at once),
+POSTs them through the SSRF guard, and on failure backs off exponentially (30 s, 60 s, ... capped
+at 1 h) until ``WEBHOOK_MAX_AGE_S`` (a day) has passed. A row left in ``sending`` by a crash is
+retried after ``STALE_S``; ``X-Talky-Delivery`` lets the receiver drop the rare repeat (a crash
+between the receiver's 2xx and our write). One row per call (a unique constraint): a second
+``after_call()`` adds nothing. Retriggered by hand in the admin (the "redeliver" action resets a row).
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import uuid
 from collections.abc import Callable
 
 from asgiref.sync import sync_to_async
@@ -24,144 +28,57 @@ from django.conf import settings
 from django.utils import timezone
 
 from . import httpclient, signing
+from .webhook_prepare import (  # noqa: F401 - re-exported: callers and tests know them as webhooks.*
+    FINALISE_POLL_S,
+    FINALISE_WAIT_S,
+    NO_LLM,
+    PREPARE_GRACE_S,
+    complete,
+    extract,
+    finish_stale,
+    prepare,
+    wait_finished,
+)
 
 log = logging.getLogger("telephony.actions")
 STALE_S = 300
 BACKOFF_S, BACKOFF_MAX_S = 30, 3600
-NO_LLM = "no LLM key configured (offline): fields not extracted"
-# the agent's cleanup runs before the bridge writes the Call row's end (reason, duration, recording):
-# the delivery waits for that row, polling at most this long, and goes anyway after it
-FINALISE_WAIT_S, FINALISE_POLL_S = 10.0, 0.2
 
 
 def backoff(attempts: int) -> float:
     return min(BACKOFF_MAX_S, BACKOFF_S * 2 ** max(0, attempts - 1))
 
 
-# --- building --------------------------------------------------------------------------------
-def _call_payload(call_id: int) -> tuple[dict, object]:
-    from telephony.models import Call
-
-    call = Call.objects.select_related("campaign").get(pk=call_id)
-    turns = list(call.turns.order_by("index").prefetch_related("tool_calls"))
-    transcript = []
-    for t in turns:
-        if t.user_text:
-            transcript.append({"role": "caller", "text": t.user_text, "turn": t.index})
-        if t.agent_text:
-            transcript.append({"role": "agent", "text": t.agent_text, "turn": t.index,
-                               "tools": [{"name": c.name, "status": c.status} for c in t.tool_calls.all()]})
-    payload = {
-        "event": "call.ended",
-        "call": {"id": call.pk, "sip_call_id": call.sip_call_id, "direction": call.direction,
-                 "caller": call.caller_uri, "dialed": call.dialed, "campaign_id": call.campaign_id,
-                 "started_at": call.started_at.isoformat() if call.started_at else None,
-                 "answered_at": call.answered_at.isoformat() if call.answered_at else None,
-                 "ended_at": call.ended_at.isoformat() if call.ended_at else None,
-                 "duration_s": call.duration_s, "end_reason": call.end_reason,
-                 "recording_url": call.recording.url if call.recording else None},
-        "outcome": call.outcome or call.end_reason or "",
-        "transcript": transcript,
-    }
-    return payload, call
-
-
-def _enqueue(call_id: int, extraction: dict) -> int | None:
-    from campaigns.tools import runtime_actions
-    from telephony.models import WebhookDelivery
-
-    payload, call = _call_payload(call_id)
-    actions = runtime_actions(call.campaign_id)
-    if not actions.webhook_url:
-        return None
-    payload.update(extraction)
-    row = WebhookDelivery.objects.create(call_id=call_id, campaign_id=call.campaign_id, event_id=str(uuid.uuid4()),
-                                         url=actions.webhook_url, payload=payload, next_at=timezone.now())
-    return row.pk
-
-
-def _extraction_inputs(call_id: int) -> tuple[dict, str, tuple[str, str] | None]:
-    from campaigns import schema as schema_mod
-    from campaigns.tools import runtime_actions
-    from telephony.models import Call
-    from telephony.pipeline.store import _resolve
-
-    call = Call.objects.get(pk=call_id)
-    actions = runtime_actions(call.campaign_id)
-    fields = schema_mod.expand_fields(actions.extraction_schema)
-    text = "\n".join(f"caller: {t.user_text}\nagent: {t.agent_text}" for t in call.turns.order_by("index"))
-    _, cfg = _resolve(call.campaign_id)
-    llm = None if cfg.llm_provider == "offline" else (cfg.llm_provider, cfg.llm_model)
-    return fields, text, llm
-
-
-async def extract(call_id: int) -> dict:
-    """``{"extraction": {...}}`` from one JSON-mode LLM request, or a marker saying why not."""
-    fields, text, llm = await sync_to_async(_extraction_inputs)(call_id)
-    if not fields:
-        return {"extraction": None, "extraction_skipped": "no extraction fields configured"}
-    if llm is None:
-        return {"extraction": None, "extraction_skipped": NO_LLM}
-    from aioptions.providers import factory
-
-    client = factory.build_llm_for(*llm)
-    try:
-        resp = await asyncio.wait_for(client.client.chat.completions.create(
-            model=llm[1], response_format={"type": "json_object"}, messages=[
-                {"role": "system", "content": "Extract these fields from the phone call transcript as one JSON "
-                                              "object (null when the call did not say): " + json.dumps(fields)},
-                {"role": "user", "content": text[:20000]}]), 20)
-        data = json.loads(resp.choices[0].message.content or "{}")
-        keys = set(fields.get("properties", {}))
-        return {"extraction": {k: v for k, v in data.items() if k in keys} if isinstance(data, dict) else None}
-    except Exception as exc:  # noqa: BLE001 - the webhook still goes, saying why
-        return {"extraction": None, "extraction_skipped": f"extraction failed ({type(exc).__name__})"}
-    finally:
-        await client.aclose()
-
-
-def _finished(call_id: int) -> bool:
-    from telephony.models import Call
-
-    return Call.objects.filter(pk=call_id, ended_at__isnull=False).exists()
-
-
-async def wait_finished(call_id: int, timeout_s: float = FINALISE_WAIT_S, poll_s: float = FINALISE_POLL_S) -> bool:
-    """True once the bridge has finalised the Call row (``ended_at`` set); False after ``timeout_s``.
-    A bounded poll: the row is written by another component (the runner's end-of-call hook)."""
-    for _ in range(int(timeout_s / poll_s) + 1):
-        if await sync_to_async(_finished)(call_id):
-            return True
-        await asyncio.sleep(poll_s)
-    return False
-
-
-async def after_call(call_id: int | None, *, wait_finished_s: float = 0.0) -> int | None:
-    """Extract and store the delivery (if the campaign has a webhook), then try it once now.
-    ``wait_finished_s``: first wait (bounded) for the bridge to write the call's end, so the
-    payload carries the end reason ("transferred", "bye"...), duration and recording."""
+# --- queueing --------------------------------------------------------------------------------
+async def after_call(call_id: int | None, *, wait_finished_s: float = 0.0,
+                     ended: asyncio.Event | None = None) -> int | None:
+    """Store the delivery (if the campaign has a webhook) before anything slow, then complete it:
+    wait for ``ended`` (the call's real end: after a bridged transfer it goes on without the agent),
+    then at most ``wait_finished_s`` for the bridge to write the Call row (end reason, duration,
+    recording), then extract. The pk once the row is pending; None without a webhook, when the
+    call has its row already, or when this path failed (the row stays ``preparing`` and a worker
+    completes it after the grace period)."""
     if call_id is None:
         return None
     try:
-        has_hook = await sync_to_async(_has_webhook)(call_id)
-        if not has_hook:
-            return None
-        if wait_finished_s > 0 and not await wait_finished(call_id, wait_finished_s):
-            log.warning("call %s: the Call row was not finalised in %.0f s; sending its webhook anyway", call_id,
-                        wait_finished_s)
-        pk = await sync_to_async(_enqueue)(call_id, await extract(call_id))
+        pk = await prepare(call_id)
     except Exception:  # noqa: BLE001 - a webhook must never break a call's cleanup
         log.exception("could not queue the webhook of call %s", call_id)
         return None
+    if pk is None:
+        return None
+    try:
+        if ended is not None and not ended.is_set():
+            await ended.wait()
+        if wait_finished_s > 0 and not await wait_finished(call_id, wait_finished_s):
+            log.warning("call %s: the Call row was not finalised in %.0f s; sending its webhook anyway", call_id,
+                        wait_finished_s)
+        if not await complete(pk, call_id):
+            return None  # a worker completed it first (this path was slower than the grace period)
+    except Exception:  # noqa: BLE001 - the row is stored: the worker completes it
+        log.exception("could not prepare the webhook of call %s; the worker will", call_id)
+        return None
     return pk
-
-
-def _has_webhook(call_id: int) -> bool:
-    from campaigns.models import CampaignActions
-    from telephony.models import Call
-
-    campaign_id = Call.objects.filter(pk=call_id).values_list("campaign_id", flat=True).first()
-    return CampaignActions.objects.filter(campaign_id=campaign_id).exclude(webhook_url="").exists()
 
 
 # --- delivering ------------------------------------------------------------------------------
@@ -203,8 +120,13 @@ def _finish(pk: int, ok: bool, status: int | None, error: str, now: dt.datetime)
 
 
 async def deliver_due(now: dt.datetime | None = None, limit: int = 20) -> int:
-    """Send every due delivery once; returns how many were attempted. ``now`` is injectable."""
+    """Complete the ``preparing`` rows a dead process left, then send every due delivery once;
+    returns how many were attempted. ``now`` is injectable."""
     now = now or timezone.now()
+    try:
+        await finish_stale(now)
+    except Exception:  # noqa: BLE001 - a failure there must not hold up the rows that are ready
+        log.exception("completing the stale preparing webhooks failed")
     claimed = await sync_to_async(_claim)(now, limit)
     for pk, url, body, secret, event_id in claimed:
         headers = {**signing.signed_headers(secret, body), "X-Talky-Delivery": event_id}
