@@ -11,7 +11,8 @@ from telephony.actions import webhooks
 
 
 class Command(BaseCommand):
-    help = "Deliver pending post-call webhooks (retries with backoff; state in WebhookDelivery)"
+    help = ("Deliver pending post-call webhooks (retries with backoff; state in WebhookDelivery) and finish "
+            "those a crashed bridge left preparing")
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--once", action="store_true", help="one round, then exit")
