@@ -94,6 +94,8 @@ class _Stream(LLMStream):
                 if self._cancelled and not (task is not None and task.cancelling()):
                     return  # cancel() abandoned the request; our own task was not cancelled
                 raise
+            if self._cancelled:  # cancel() ran after the headers came but before this task resumed
+                return
             async for chunk in self._response:
                 if self._cancelled:
                     break
@@ -179,8 +181,13 @@ class _Stream(LLMStream):
 
     async def cancel(self) -> None:
         self._cancelled = True
-        if self._create is not None and not self._create.done():
-            self._create.cancel()
+        create = self._create
+        if create is not None and not create.done():
+            create.cancel()
+        elif create is not None and self._response is None and not create.cancelled() and create.exception() is None:
+            # the request finished but the iterating task has not resumed to take the response:
+            # take it here so it is closed now, not left open until that task runs
+            self._response = create.result()
         await self._close_response()
 
 

@@ -175,6 +175,46 @@ async def test_cancel_from_another_task_while_waiting_for_the_first_token():
         assert await asyncio.wait_for(consumer, 10) == []  # so only the cancel can have ended it
 
 
+async def test_cancel_after_the_headers_but_before_the_reader_resumes_closes_the_response():
+    """The window CI hit under load: the request's future is done, the iterating task is scheduled
+    but has not run. asyncio runs ready callbacks in order, so one ``sleep(0)`` after opening the
+    gate lets the request finish and brings the test back before the reader resumes."""
+    gate: asyncio.Future = asyncio.get_running_loop().create_future()
+    never = asyncio.Event()
+
+    class Response:
+        closed = False
+
+        def __aiter__(self):
+            return self
+
+        async def __anext__(self):
+            await never.wait()  # a server that sent headers and then nothing
+
+        async def close(self):
+            self.closed = True
+
+    response = Response()
+
+    class Completions:
+        async def create(self, **_):
+            await gate
+            return response
+
+    async with FakeOpenAIServer() as srv:
+        llm = clients(srv)[1]
+        llm.client = type("C", (), {"chat": type("Ch", (), {"completions": Completions()})()})()
+        s = llm.stream(MSGS)
+        consumer = asyncio.create_task(drain(s))
+        await eventually(lambda: s._create is not None)
+        gate.set_result(None)
+        await asyncio.sleep(0)
+        assert s._create.done() and not consumer.done()
+        await s.cancel()
+        assert response.closed  # closed by cancel(), not left to the reader
+        assert await asyncio.wait_for(consumer, 10) == []  # and the reader never iterates it
+
+
 async def test_cancel_before_iteration_sends_nothing_and_a_stream_iterates_once():
     async with FakeOpenAIServer(ttft_ms=5) as srv:
         llm = clients(srv)[0]
