@@ -42,11 +42,12 @@ REDIS_RESTART = "kill -TERM $REDIS; wait $REDIS 2>/dev/null\n" + REDIS_START
 
 def prelude() -> str:
     """Redis, the fake providers and daphne inside the namespace, before the bridges start (they
-    inherit REDIS_URL and the fakes' URLs). Bounded polls on each one's readiness."""
+    inherit REDIS_URL and the fakes' URLs). REDIS_PREFIX is pinned: CI exports its own prefix, and
+    the group key read below must be the one the bridges write. Bounded polls on readiness."""
     q = shlex.quote
     daphne = q(str(ROOT / ".venv" / "bin" / "daphne"))
     return f"""
-export REDIS_URL=redis://127.0.0.1:6379/0 SIP_RTP_TIMEOUT_S=300
+export REDIS_URL=redis://127.0.0.1:6379/0 REDIS_PREFIX=talky SIP_RTP_TIMEOUT_S=300
 {REDIS_START}{q(PY)} -m aioptions.fakes.serve --env-file $T/fakes.env --log $T/fakes.json > $T/fakes.log 2>&1 &
 EXTRA_PIDS="$EXTRA_PIDS $!"
 for i in $(seq 1 100); do [ -f $T/fakes.env ] && break; sleep 0.1; done
