@@ -88,6 +88,68 @@ def violations(edges: list[Edge]) -> list[str]:
     return out
 
 
+def _package(module: str) -> str | None:
+    """The sub-package a module sits in (``telephony.pipeline``), or None for a top-level file."""
+    parts = module.split(".")
+    if parts[0] not in LAYERS or len(parts) < 3:
+        return None
+    return ".".join(parts[:2]) if (ROOT / parts[0] / parts[1]).is_dir() else None
+
+
+def package_cycles(edges: list[Edge]) -> list[list[str]]:
+    """Sub-packages that import each other, directly or round a loop (Tarjan's strongly connected
+    components over the package graph): such a pair cannot be read, tested or replaced alone."""
+    graph: dict[str, set[str]] = {}
+    for src, dst in edges:
+        a, b = _package(src), _package(dst)
+        if a and b and a != b:
+            graph.setdefault(a, set()).add(b)
+            graph.setdefault(b, set())
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                top = stack.pop()
+                group.append(top)
+                if top == node:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_no_two_packages_import_each_other():
+    assert package_cycles(project_edges()) == []
+
+
+def test_the_cycle_check_finds_a_loop():
+    """The pair issue 19 found last (the tool runner read the pipeline's clock and the webhook its
+    config lookup, while the pipeline runs the tools), and a three-package loop."""
+    assert package_cycles([("telephony.actions.runner", "telephony.pipeline.fillers"),
+                           ("telephony.pipeline.turnloop", "telephony.actions.session")]) == [
+        ["telephony.actions", "telephony.pipeline"]]
+    assert package_cycles([("telephony.sip.a", "telephony.rtp.b"), ("telephony.rtp.b", "telephony.media.c"),
+                           ("telephony.media.c", "telephony.sip.d")]) == [
+        ["telephony.media", "telephony.rtp", "telephony.sip"]]
+
+
 def test_the_code_follows_the_drawing():
     edges = project_edges()
     assert len(edges) > 500  # the scan really read the project

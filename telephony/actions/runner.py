@@ -61,7 +61,7 @@ class Requests:
 
 class ToolRunner:
     def __init__(self, call, actions: RuntimeActions, clock=None) -> None:
-        from telephony.pipeline.fillers import Clock
+        from aioptions.clock import Clock
 
         self.call = call
         self.actions = actions

@@ -70,15 +70,15 @@ def call_payload(call_id: int) -> dict:
 
 def _extraction_inputs(call_id: int) -> tuple[dict, str, tuple[str, str] | None]:
     from campaigns import schema as schema_mod
+    from campaigns.selectors import effective_config_for
     from campaigns.tools import runtime_actions
     from telephony.models import Call
-    from telephony.pipeline.store import _resolve
 
     call = Call.objects.get(pk=call_id)
     actions = runtime_actions(call.campaign_id)
     fields = schema_mod.expand_fields(actions.extraction_schema)
     text = "\n".join(f"caller: {t.user_text}\nagent: {t.agent_text}" for t in call.turns.order_by("index"))
-    _, cfg = _resolve(call.campaign_id)
+    cfg = effective_config_for(call.campaign)
     llm = None if cfg.llm_provider == "offline" else (cfg.llm_provider, cfg.llm_model)
     return fields, text, llm
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
+from aioptions.clock import Clock  # noqa: F401 - re-exported: the pipeline and tests say fillers.Clock
 from aioptions.providers.base import TTS, AudioFormat
 
 log = logging.getLogger("telephony.pipeline")
@@ -74,16 +74,6 @@ async def clip(tts: TTS, fmt: AudioFormat, text: str, fallback: Callable[[], TTS
             _CLIPS[_key(voice, fmt, text)] = audio
             return audio
     return b""
-
-
-class Clock:
-    """Monotonic time and sleeping until a deadline; tests replace it with a manual clock."""
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    async def sleep_until(self, deadline: float) -> None:
-        await asyncio.sleep(max(0.0, deadline - time.monotonic()))
 
 
 class TurnDeadlines:
