@@ -182,6 +182,7 @@ SIP_REALM = os.environ.get("SIP_REALM", "talky")
 # Empty = the address each request arrived on.
 SIP_ADVERTISE = os.environ.get("SIP_ADVERTISE", "")
 SIP_HOLD_TIMEOUT_S = float(os.environ.get("SIP_HOLD_TIMEOUT_S", "600"))  # held call with no media ends
+SIP_EVENT_LOOP = os.environ.get("SIP_EVENT_LOOP", "auto")  # auto (uvloop if installed) | uvloop | asyncio
 SIP_TRUSTED_IPS = os.environ.get("SIP_TRUSTED_IPS", "")  # comma list of IPs/CIDRs exempt from abuse limits
 SIP_INVITE_RATE = float(os.environ.get("SIP_INVITE_RATE", "5"))  # new INVITEs per second per source IP
 SIP_INVITE_BURST = int(os.environ.get("SIP_INVITE_BURST", "10"))

@@ -232,17 +232,18 @@ async def drive(pid: int, agent: str, n: int, rate: float, talk_after_s: float, 
     return {k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}
 
 
-def run_round(agent: str, n: int, args, env: dict, work: Path) -> dict:
-    log = open(work / f"bridge-{agent}-{n}.log", "wb")  # noqa: SIM115 - closed below
+def run_round(agent: str, n: int, args, env: dict, work: Path, event_loop: str = "auto") -> dict:
+    log = open(work / f"bridge-{agent}-{n}-{event_loop}.log", "wb")  # noqa: SIM115 - closed below
     cmd = [sys.executable, "manage.py", "run_sip_bridge", "--agent", agent, "--trusted", "127.0.0.1",
            "--port", str(SIP_PORT), "--rtp-ports", "20000-29999", "--max-calls", str(max(200, 2 * n)),
-           "--metrics-port", str(METRICS_PORT)]
+           "--metrics-port", str(METRICS_PORT), "--event-loop", event_loop]
     bridge = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     fixed = FLUX_MIN_SILENCE_MS + args.eot_ms + args.ttft_ms + args.ttfb_ms
     profile = OUT_DIR / f"wire-profile-{agent}-{n}.json" if args.profile else None
     try:
-        return asyncio.run(drive(bridge.pid, agent, n, args.rate, args.talk_after, args.hangup_after, fixed,
-                                 profile, getattr(args, "fakes_pid", None)))
+        row = asyncio.run(drive(bridge.pid, agent, n, args.rate, args.talk_after, args.hangup_after, fixed,
+                                profile, getattr(args, "fakes_pid", None)))
+        return {"event_loop": event_loop, **row}
     finally:
         bridge.send_signal(signal.SIGINT)
         try:
@@ -259,6 +260,8 @@ def table(rows: list[dict], fixed: float) -> str:
            "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         name = "echo (floor)" if r["agent"] == "echo" else r["agent"]
+        if r.get("event_loop", "auto") != "auto":
+            name += f" [{r['event_loop']}]"
         out.append(f"| {name} | {r['calls']} | {r['added_ms_p50']} / {r['added_ms_p95']} / {r['added_ms_p99']} "
                    f"| {r['egress_jitter_ms_p99']} | {r['late_agent_frames']} ({r['late_agent_frames_pct']} %) "
                    f"| {r['failed']} | {r['bridge_cpu_pct_per_call']} % | {r['rss_mb_peak']} ({r['rss_mb_idle']}) MB |")
@@ -279,6 +282,8 @@ def main() -> None:
     p.add_argument("--hangup-after", type=float, default=8.0, help="seconds from answer to BYE")
     p.add_argument("--nice", type=int, default=0,
                    help="run the bench, fakes and bridge at this nice level (e.g. -10 on a shared machine; root)")
+    p.add_argument("--event-loops", default="auto",
+                   help="comma list of the bridge's --event-loop to compare (auto, uvloop, asyncio)")
     p.add_argument("--profile", action="store_true",
                    help="py-spy the bridge (var/bench/wire-profile-*.json; read with telephony.bench.stalls)")
     args = p.parse_args()
@@ -302,10 +307,11 @@ def main() -> None:
     try:
         for agent in args.agents.split(","):
             for n in (int(x) for x in args.calls.split(",")):
-                print(f"wire bench: {agent}, {n} calls ...", flush=True)
-                row = run_round(agent, n, args, env, work)
-                print("  ", row, flush=True)
-                rows.append(row)
+                for loop in args.event_loops.split(","):
+                    print(f"wire bench: {agent}, {n} calls, {loop} loop ...", flush=True)
+                    row = run_round(agent, n, args, env, work, loop)
+                    print("  ", row, flush=True)
+                    rows.append(row)
     finally:
         fakes.terminate()
         fakes.wait(10)

@@ -18,9 +18,36 @@ from tests.sip.peers import PY, STOP_BRIDGE, bridge_env, bridge_script, manage_s
     (["--trusted", "10.0.0.0/8,10.1.2.3/40"], "--trusted"),
     (["--hold-timeout", "0"], "--hold-timeout"),
 ])
+@pytest.mark.django_db
 def test_bad_flags_are_a_clear_command_error(args, fragment):
     with pytest.raises(CommandError, match=fragment):
         call_command("run_sip_bridge", "--agent", "echo", *args)
+
+
+@pytest.mark.django_db
+def test_an_unmigrated_database_is_a_clear_command_error(monkeypatch):
+    from django.db.migrations.executor import MigrationExecutor
+
+    monkeypatch.setattr(MigrationExecutor, "migration_plan", lambda self, targets: [("telephony", "0007")])
+    with pytest.raises(CommandError, match="run `python manage.py migrate` first"):
+        call_command("run_sip_bridge", "--agent", "echo")
+
+
+def test_the_event_loop_choice(monkeypatch):
+    import asyncio
+    import sys
+
+    from telephony.management.commands.run_sip_bridge import loop_factory
+
+    assert loop_factory("asyncio") == (asyncio.new_event_loop, "asyncio")
+    uvloop = pytest.importorskip("uvloop")
+    assert loop_factory("auto") == (uvloop.new_event_loop, "uvloop")
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if not installed: import raises ImportError
+    assert loop_factory("auto") == (asyncio.new_event_loop, "asyncio")
+    with pytest.raises(CommandError, match="not installed"):
+        loop_factory("uvloop")
+    with pytest.raises(CommandError, match="--event-loop must be one of"):
+        loop_factory("trio")  # a bad SIP_EVENT_LOOP setting reaches here: argparse skips defaults
 
 
 @pytest.mark.slow

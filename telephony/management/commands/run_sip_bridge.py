@@ -23,6 +23,40 @@ def parse_range(value: str) -> tuple[int, int]:
 
 
 DEFAULT_FLEET_DRAIN_S = 30.0
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+
+
+def loop_factory(choice: str):
+    """The event loop the bridge runs on. Every call's media shares one loop, so its per-callback
+    overhead is the bridge's capacity: uvloop (libuv, MIT/Apache-2.0) runs the same datagram, reader
+    and timer work for less CPU than the stdlib selector loop (telephony.bench.wire measures both).
+    ``auto`` takes uvloop when it is installed and falls back to asyncio when it is not."""
+    if choice not in EVENT_LOOPS:
+        raise CommandError(f"--event-loop must be one of {', '.join(EVENT_LOOPS)}, got {choice!r}")
+    if choice == "asyncio":
+        return asyncio.new_event_loop, "asyncio"
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise CommandError("--event-loop uvloop: the uvloop package is not installed") from None
+        return asyncio.new_event_loop, "asyncio"
+    return uvloop.new_event_loop, "uvloop"
+
+
+def _require_migrated() -> None:
+    """A bridge on a database without its tables would take the first REGISTER and die with a
+    traceback; say what to run instead, before any socket is opened."""
+    from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+    from django.db.migrations.executor import MigrationExecutor
+
+    try:
+        executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except DatabaseError as exc:
+        raise CommandError(f"cannot read the database: {exc}") from None
+    if pending:
+        raise CommandError(f"the database lacks {len(pending)} migration(s): run `python manage.py migrate` first")
 
 
 class Command(BaseCommand):
@@ -58,11 +92,14 @@ class Command(BaseCommand):
                                  "as a lone bridge always did)")
         parser.add_argument("--metrics-port", type=int, default=0,
                             help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics (loopback only)")
+        parser.add_argument("--event-loop", choices=EVENT_LOOPS, default=settings.SIP_EVENT_LOOP,
+                            help="auto (default): uvloop when installed, else asyncio")
 
     def handle(self, *args, **opts):
         from telephony.bridge.config import build_policy, parse_advertise, parse_outbound_proxy, parse_proxies
         from telephony.bridge.runner import BridgeRunner
 
+        _require_migrated()
         if opts["agent"] not in AGENTS:
             raise CommandError(f"unknown agent {opts['agent']!r} (known: {', '.join(sorted(AGENTS))})")
         try:
@@ -88,8 +125,11 @@ class Command(BaseCommand):
             self.drain_timeout = DEFAULT_FLEET_DRAIN_S if proxies else 0.0
         if not 0 <= self.drain_timeout <= 86400:
             raise CommandError("--drain-timeout must be between 0 and 86400 seconds")
+        factory, loop_name = loop_factory(opts["event_loop"])
+        logging.getLogger("telephony").info("event loop: %s", loop_name)
         try:
-            failed = asyncio.run(self._serve(runner))
+            with asyncio.Runner(loop_factory=factory) as loop_runner:
+                failed = loop_runner.run(self._serve(runner))
         except OSError as exc:
             raise CommandError(f"cannot start the SIP bridge on {opts['host']}:{opts['port']}: {exc}") from None
         if failed:  # exit non-zero so systemd (Restart=on-failure) or the operator notices at once
