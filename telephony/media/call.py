@@ -83,9 +83,8 @@ class LiveCall:
         self._events.put_nowait(HangupEvent(reason, time.monotonic()))
 
     # --- CallHandle ---------------------------------------------------------------------
-    async def audio_in(self) -> AsyncIterator[bytes]:
-        async for frame in self.session.frames():
-            yield frame
+    def audio_in(self) -> AsyncIterator[bytes]:
+        return self.session.frames()  # the session's own iterator: no second generator per frame
 
     def events(self) -> AsyncIterator[CallEvent]:
         return events_until_hangup(self._events)
