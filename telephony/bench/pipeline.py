@@ -36,12 +36,13 @@ def _django(var_dir: str) -> None:
     call_command("migrate", verbosity=0)
 
 
-def _start_fakes(work: Path, eot_ms: float, ttft_ms: float, ttfb_ms: float, eager_lead_ms: float | None):
+def _start_fakes(work: Path, eot_ms: float, ttft_ms: float, ttfb_ms: float, eager_lead_ms: float | None,
+                 max_seconds: float = 600.0):
     env_file, log = work / "fakes.env", work / "fakes.json"
     env_file.unlink(missing_ok=True)  # a stale file would point at a previous (dead) fakes process
     cmd = [sys.executable, "-m", "aioptions.fakes.serve", "--env-file", str(env_file), "--log", str(log),
            "--eot-ms", str(eot_ms), "--ttft-ms", str(ttft_ms), "--ttfb-ms", str(ttfb_ms), "--tts-speedup", "4",
-           "--max-seconds", "600", "--reply", "Sure, Tuesday at three works for you."]
+           "--max-seconds", str(int(max_seconds)), "--reply", "Sure, Tuesday at three works for you."]
     if eager_lead_ms is not None:
         cmd += ["--eager-lead-ms", str(eager_lead_ms)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -232,12 +232,27 @@ async def drive(pid: int, agent: str, n: int, rate: float, talk_after_s: float, 
     return {k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}
 
 
-def run_round(agent: str, n: int, args, env: dict, work: Path, event_loop: str = "auto") -> dict:
-    log = open(work / f"bridge-{agent}-{n}-{event_loop}.log", "wb")  # noqa: SIM115 - closed below
+def start_bridge(agent: str, n: int, env: dict, work: Path, event_loop: str = "auto"):
+    """``run_sip_bridge`` for one round, logging to the work directory; stop it with ``stop_bridge``."""
+    log = open(work / f"bridge-{agent}-{n}-{event_loop}.log", "wb")  # noqa: SIM115 - closed in stop_bridge
     cmd = [sys.executable, "manage.py", "run_sip_bridge", "--agent", agent, "--trusted", "127.0.0.1",
            "--port", str(SIP_PORT), "--rtp-ports", "20000-29999", "--max-calls", str(max(200, 2 * n)),
            "--metrics-port", str(METRICS_PORT), "--event-loop", event_loop]
-    bridge = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT), log
+
+
+def stop_bridge(bridge: subprocess.Popen, log) -> None:
+    bridge.send_signal(signal.SIGINT)
+    try:
+        bridge.wait(30)
+    except subprocess.TimeoutExpired:
+        bridge.kill()
+        bridge.wait(5)
+    log.close()
+
+
+def run_round(agent: str, n: int, args, env: dict, work: Path, event_loop: str = "auto") -> dict:
+    bridge, log = start_bridge(agent, n, env, work, event_loop)
     fixed = FLUX_MIN_SILENCE_MS + args.eot_ms + args.ttft_ms + args.ttfb_ms
     profile = OUT_DIR / f"wire-profile-{agent}-{n}.json" if args.profile else None
     try:
@@ -245,13 +260,24 @@ def run_round(agent: str, n: int, args, env: dict, work: Path, event_loop: str =
                                 profile, getattr(args, "fakes_pid", None)))
         return {"event_loop": event_loop, **row}
     finally:
-        bridge.send_signal(signal.SIGINT)
-        try:
-            bridge.wait(30)
-        except subprocess.TimeoutExpired:
-            bridge.kill()
-            bridge.wait(5)
-        log.close()
+        stop_bridge(bridge, log)
+
+
+def prepare(args, max_seconds: float = 600.0) -> tuple[dict, Path, subprocess.Popen]:
+    """A private SQLite database with one campaign, and the fake providers (their own process) at the
+    bench's fixed delays: the bridge's environment, its work directory, the fakes' process."""
+    work = Path(tempfile.mkdtemp(prefix="wirebench-"))
+    env = {**os.environ, "TALKY_VAR_DIR": str(work), "PYTHONUNBUFFERED": "1"}
+    for k in ("DATABASE_URL", "REDIS_URL"):
+        env.pop(k, None)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=300)
+    subprocess.run([sys.executable, "manage.py", "shell", "-c",
+                    "from campaigns.models import Campaign; Campaign.objects.get_or_create(extension='100', "
+                    "defaults={'name': 'Bench', 'is_default': True, 'greeting': 'Hello.'})"],
+                   cwd=ROOT, env=env, check=True, timeout=120)
+    fakes, fake_env = _start_fakes(work, args.eot_ms, args.ttft_ms, args.ttfb_ms, None, max_seconds)
+    env.update(fake_env)
+    return env, work, fakes
 
 
 def table(rows: list[dict], fixed: float) -> str:
@@ -290,18 +316,8 @@ def main() -> None:
     ensure_netns()
     if args.nice:  # on a shared box: measure the bridge, not the neighbours' load; children inherit it
         os.setpriority(os.PRIO_PROCESS, 0, args.nice)
-    work = Path(tempfile.mkdtemp(prefix="wirebench-"))
-    env = {**os.environ, "TALKY_VAR_DIR": str(work), "PYTHONUNBUFFERED": "1"}
-    for k in ("DATABASE_URL", "REDIS_URL"):
-        env.pop(k, None)
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=300)
-    subprocess.run([sys.executable, "manage.py", "shell", "-c",
-                    "from campaigns.models import Campaign; Campaign.objects.get_or_create(extension='100', "
-                    "defaults={'name': 'Bench', 'is_default': True, 'greeting': 'Hello.'})"],
-                   cwd=ROOT, env=env, check=True, timeout=120)
-    fakes, fake_env = _start_fakes(work, args.eot_ms, args.ttft_ms, args.ttfb_ms, None)
+    env, work, fakes = prepare(args)
     args.fakes_pid = fakes.pid
-    env.update(fake_env)
     rows = []
     fixed = FLUX_MIN_SILENCE_MS + args.eot_ms + args.ttft_ms + args.ttfb_ms
     try:

@@ -231,6 +231,11 @@ class LoadGenerator(asyncio.DatagramProtocol):
         call.seq = (call.seq + 1) & 0xFFFF
         call.ts = (call.ts + 160) & 0xFFFFFFFF
 
+    def retire(self, call: WireCall) -> None:
+        """Forget a finished call (its socket and its received packets): a long soak keeps no history."""
+        self._close_rtp(call)
+        self.calls.pop(call.call_id, None)
+
     def _close_rtp(self, call: WireCall) -> None:
         if call.rtp.fileno() >= 0:
             self._loop.remove_reader(call.rtp.fileno())
