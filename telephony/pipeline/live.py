@@ -159,11 +159,11 @@ class LiveConfig:
         llm = (cfg.llm_provider, cfg.llm_model)
         if llm not in agent.llm_clients:
             self.prewarmed.append(("llm", f"{llm[0]}/{llm[1]}"))
-            asyncio.create_task(agent.prewarm_llm(*llm))
+            agent.background.spawn(agent.prewarm_llm(*llm))  # owned by the call: cancelled with it
         tts = (cfg.tts_provider, cfg.voice_id)
         if tts != agent.tts_key and tts not in agent.warm_tts:
             self.prewarmed.append(("tts", f"{tts[0]}/{tts[1]}"))
-            asyncio.create_task(agent.prewarm_tts(*tts))
+            agent.background.spawn(agent.prewarm_tts(*tts))
 
     async def apply_turn(self, turn) -> None:
         """Send changed turn settings to the recogniser (also called at each turn start, which is how

@@ -85,7 +85,7 @@ class TurnLoop:
             old = self.tts
             self.tts = self.warm_tts.pop(key, None) or factory.build_tts(self.cfg)
             self.tts_key = key
-            asyncio.create_task(old.aclose())
+            self.background.spawn(old.aclose())  # the old voice closes beside the turn, owned by the call
         self.machine.eager_enabled = self.cfg.turn.eager_eot_threshold is not None
         await self.live.apply_turn(self.cfg.turn)
 
