@@ -18,7 +18,7 @@ import time
 
 from aioptions.logsafe import clip
 from telephony.media.call import CallInfo, LiveCall
-from telephony.media.dialogs import Dialog
+from telephony.media.dialogs import Dialog, DialogState
 from telephony.media.recording import StereoRecorder, shared_writer
 from telephony.rtp.session import RtpPortsExhausted, RtpSession
 from telephony.sip import replies, sdp, timers
@@ -134,7 +134,7 @@ class CallFlow:
                 return
             raw = self._respond(req, 200, to_tag=dlg.to_tag, body=self._answer(dlg, offer),
                                 extra=self._dialog_headers(dlg), src=src)
-            dlg.state = "answered"
+            dlg.move(DialogState.ANSWERED)
             dlg.last_response = raw
             dlg.media_since = self.now()
             call.answered_at = time.monotonic()
@@ -253,8 +253,8 @@ class CallFlow:
         if src[0] != dlg.src[0] and not self.auth.open_mode():
             return  # only the caller confirms its call
         dlg.ack_event.set()
-        if dlg.state == "answered":
-            dlg.state = "confirmed"
+        if dlg.state == DialogState.ANSWERED:
+            dlg.move(DialogState.CONFIRMED)
             dlg.call.session.verified = True
             self._peer_ips[src[0]] = self._peer_ips.get(src[0], 0) + 1
             dlg.exempt_ip = True
@@ -358,7 +358,7 @@ class CallFlow:
         if dlg.state == "ended":
             return
         was = dlg.state
-        dlg.state = "ended"
+        dlg.move(DialogState.ENDED)
         if dlg.role == "uas" and dlg.src[0] not in self.trunk_ips:  # only inbound non-trunk calls took a slot
             self.call_slots.release(dlg.src[0])
         if dlg.exempt_ip:

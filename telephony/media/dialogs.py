@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from telephony.media.call import CallInfo, LiveCall
@@ -24,6 +25,25 @@ class GatewayHooks:
     transfer_target: Callable[[LiveCall, str], Awaitable[OutboundTarget]] | None = None
     lookup_ha1: Callable[[str], str | None] = lambda user: None
     open_mode: Callable[[], bool] = lambda: True
+
+
+class DialogState(StrEnum):
+    """Where an INVITE dialog is. A StrEnum, so a state reads and logs as its name ("early")."""
+
+    EARLY = "early"  # INVITE accepted for set-up (UAS) or sent (UAC); no 2xx yet
+    ANSWERED = "answered"  # we sent 200 OK and wait for the caller's ACK (UAS only)
+    CONFIRMED = "confirmed"  # ACK received (UAS) or sent (UAC): in-dialog requests are welcome
+    ENDED = "ended"  # BYE, CANCEL, failure or shutdown: final
+
+
+# RFC 3261 12/13 as this bridge plays it: a UAC dialog goes from early straight to confirmed (it
+# sends the ACK itself); nothing leaves ENDED, so a set-up that finishes after a CANCEL cannot revive it
+TRANSITIONS: dict[DialogState, frozenset[DialogState]] = {
+    DialogState.EARLY: frozenset({DialogState.ANSWERED, DialogState.CONFIRMED, DialogState.ENDED}),
+    DialogState.ANSWERED: frozenset({DialogState.CONFIRMED, DialogState.ENDED}),
+    DialogState.CONFIRMED: frozenset({DialogState.ENDED}),
+    DialogState.ENDED: frozenset(),
+}
 
 
 @dataclass
@@ -48,7 +68,7 @@ class Dialog:
     call: LiveCall | None = None  # None while the RTP session is being opened
     local_seq: int = 1
     remote_cseq: int = 0  # in-dialog requests must count up (RFC 3261 12.2.2): an old one is a replay
-    state: str = "early"  # early -> answered (200 sent) -> confirmed (ACK) -> ended
+    state: DialogState = DialogState.EARLY  # changed only by move(): see TRANSITIONS
     last_response: bytes = b""
     agent_task: asyncio.Task | None = None
     tasks: list = field(default_factory=list)
@@ -73,3 +93,11 @@ class Dialog:
     media_started: bool = False  # the RTP session is on the media clock (early media or answer)
     responses: asyncio.Queue | None = None  # INVITE responses for the dialling coroutine (UAC, early)
     cancel_asked: bool = False  # UAC, ringing: stop now (the transfer's caller hung up), CANCEL as at the ring timeout
+
+    def move(self, to: DialogState) -> bool:
+        """Take the dialog to ``to`` if TRANSITIONS allow it; False (state unchanged) if not, so a
+        late or repeated step (an ACK after BYE, an answer after CANCEL) cannot move it backwards."""
+        if to not in TRANSITIONS[self.state]:
+            return False
+        self.state = to
+        return True

@@ -31,7 +31,7 @@ from aioptions.codecs.wav import wav_to_g711
 from aioptions.logsafe import clip
 from telephony.media.amd import Amd, BeepOrSilence
 from telephony.media.call import CallInfo, LiveCall
-from telephony.media.dialogs import Dialog
+from telephony.media.dialogs import Dialog, DialogState
 from telephony.media.recording import StereoRecorder
 from telephony.rtp.session import FRAME, RtpPortsExhausted, RtpSession
 from telephony.sip import sdp, timers, uac
@@ -250,7 +250,7 @@ class OutboundMixin:
         step("-> ACK")
         dlg.last_response = ack
         dlg.ack_event.set()
-        dlg.state = "confirmed"
+        dlg.move(DialogState.CONFIRMED)
         call, session = dlg.call, dlg.call.session
         try:
             answer = sdp.parse_offer(resp.body)
