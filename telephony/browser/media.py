@@ -138,12 +138,13 @@ class BrowserCall:
     def playout_queued_bytes(self) -> int:
         return len(self.playout)
 
+    async def playout_drained(self, timeout: float) -> None:
+        await self.playout.wait_drained(self.ended, timeout)
+
     async def hangup(self, reason: str = "agent", drain_timeout: float = 10.0) -> None:
         """Let queued agent audio play out (bounded), then end the call."""
-        deadline = time.monotonic() + drain_timeout
-        while self.playout and not self.ended.is_set() and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.1)  # the page plays its last buffered frames
+        await self.playout_drained(drain_timeout)
+        await asyncio.sleep(0.1)  # a grace for the page to play its last buffered frames
         self.mark_ended(reason)
 
     def stats(self) -> dict:

@@ -100,16 +100,17 @@ class LiveCall:
     def playout_queued_bytes(self) -> int:
         return self.session.queued_bytes
 
+    async def playout_drained(self, timeout: float) -> None:
+        await self.session.playout.wait_drained(self.ended, timeout)
+
     @property
     def last_agent_packet_at(self) -> float | None:
         return self.session.last_agent_packet_at
 
     async def hangup(self, reason: str = "agent", drain_timeout: float = 10.0) -> None:
         """Let queued agent audio play out (bounded), then ask the bridge to send BYE."""
-        deadline = time.monotonic() + drain_timeout
-        while self.session.queued_bytes and not self.ended.is_set() and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.06)  # the last frames leave on the next ticks
+        await self.playout_drained(drain_timeout)
+        await asyncio.sleep(0.06)  # a grace for the phone's jitter buffer to play the last frames
         if not self.ended.is_set():
             self._request_hangup(reason)
 

@@ -69,6 +69,11 @@ class CallHandle(Protocol):
         """Bytes of agent audio queued and not yet sent (0 = the agent is silent)."""
         ...
 
+    async def playout_drained(self, timeout: float) -> None:
+        """Until everything queued has been sent (barge-in's clear counts), the call ends, or
+        ``timeout`` seconds pass."""
+        ...
+
     @property
     def last_agent_packet_at(self) -> float | None:
         """Monotonic time the last RTP packet carrying agent audio (not comfort silence) left."""

@@ -88,9 +88,11 @@ class FakeCall:
     def playout_queued_bytes(self) -> int:
         return len(self.playout)
 
+    async def playout_drained(self, timeout: float) -> None:
+        await self.playout.wait_drained(self.ended, timeout)
+
     async def hangup(self, reason: str = "agent") -> None:
-        while self.playout and not self.ended.is_set():
-            await asyncio.sleep(0.02)
+        await self.playout_drained(3600.0)  # the test's clock drives the ticks that drain it
         self._end(reason)
 
     def agent_audio_seconds(self) -> float:

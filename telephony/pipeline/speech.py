@@ -216,9 +216,9 @@ class SpokenReply:
             await asyncio.shield(self._audio_task)
 
     async def wait_played(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.call.playout_queued_bytes and not self.cancelled and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        """Until the queued reply has been sent; a barge-in clears the queue, which ends the wait too."""
+        if not self.cancelled:
+            await self.call.playout_drained(timeout)
 
     async def cancel(self) -> int:
         """Barge-in: drop queued audio at once and stop the TTS context. Returns bytes dropped."""

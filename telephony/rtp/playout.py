@@ -32,6 +32,8 @@ class Playout:
         self._out = bytearray()
         self._offset = 0  # absolute byte index of _out[0]
         self._marks: collections.deque[tuple[int, OnSent]] = collections.deque()
+        self.drained = asyncio.Event()  # set while nothing is queued: hang-up and "played" wait on it
+        self.drained.set()
 
     def put(self, payload: bytes, on_sent: OnSent | None = None) -> None:
         """Queue ``payload``; ``on_sent(now)`` runs at the tick that sends its first byte."""
@@ -40,6 +42,7 @@ class Playout:
         if on_sent is not None:
             self._marks.append((self._offset + len(self._out), on_sent))
         self._out += payload
+        self.drained.clear()
 
     def clear(self) -> int:
         """Drop everything not sent yet (and its marks); returns the bytes dropped."""
@@ -47,6 +50,7 @@ class Playout:
         self._offset += dropped
         self._out.clear()
         self._marks.clear()
+        self.drained.set()
         return dropped
 
     def __len__(self) -> int:
@@ -63,7 +67,21 @@ class Playout:
             pos, cb = self._marks.popleft()
             if pos >= start:
                 cb(now)
+        if not self._out:
+            self.drained.set()
         return out
+
+    async def wait_drained(self, stop: asyncio.Event, timeout: float) -> None:
+        """Until every queued byte has been taken by a tick (or cleared), ``stop`` is set (the call
+        ended), or ``timeout`` seconds pass: an event wait, no polling."""
+        if self.drained.is_set() or stop.is_set():
+            return
+        waits = [asyncio.ensure_future(self.drained.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
 
 class FrameQueue:

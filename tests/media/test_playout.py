@@ -43,3 +43,30 @@ async def test_frame_queue_is_bounded_and_ends_after_close():
     q.close()
     await asyncio.wait_for(reader, 10)
     assert got == [b"2", b"3", b"4"]
+
+
+async def test_drained_is_an_event_set_by_the_tick_that_sends_the_last_byte_or_by_clear():
+    p = Playout(160)
+    assert p.drained.is_set()
+    p.put(b"\x01" * 200)
+    assert not p.drained.is_set()
+    waiter = asyncio.ensure_future(p.wait_drained(asyncio.Event(), 3600))
+    await asyncio.sleep(0)  # the waiter parks on the event
+    p.take(1.0)
+    assert not p.drained.is_set() and not waiter.done()  # 40 bytes still queued
+    p.take(1.02)
+    await waiter  # the tick that took the last byte released it
+    assert p.drained.is_set()
+    p.put(b"\x01" * 160)
+    p.clear()  # barge-in
+    assert p.drained.is_set()
+
+
+async def test_wait_drained_ends_when_the_call_ends():
+    p, ended = Playout(160), asyncio.Event()
+    p.put(b"\x01" * 1600)
+    waiter = asyncio.ensure_future(p.wait_drained(ended, 3600))
+    await asyncio.sleep(0)
+    ended.set()
+    await waiter
+    assert len(p) == 1600  # nothing was sent: the wait ended because the call did
