@@ -8,13 +8,25 @@ lowest package so that aioptions' benchmark and telephony's (which re-exports it
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 from pathlib import Path
 
 from aioptions.stats import percentile as pct
 
 OUT_DIR = Path(__file__).resolve().parents[2] / "var" / "bench"
 
-__all__ = ["OUT_DIR", "pct", "write"]
+__all__ = ["OUT_DIR", "interrupt", "pct", "write"]
+
+
+def interrupt(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """SIGINT (a bridge drains, py-spy writes its profile), then SIGKILL if it outlives the grace."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 def write(name: str, data: dict) -> Path:

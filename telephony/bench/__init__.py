@@ -6,6 +6,6 @@ benchmark need not import telephony); re-exported here for the benchmarks below.
 
 from __future__ import annotations
 
-from aioptions.bench import OUT_DIR, pct, write
+from aioptions.bench import OUT_DIR, interrupt, pct, write
 
-__all__ = ["OUT_DIR", "pct", "write"]
+__all__ = ["OUT_DIR", "interrupt", "pct", "write"]

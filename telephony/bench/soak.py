@@ -67,15 +67,7 @@ async def soak(pid: int, agent: str, n: int, minutes: float, warm_minutes: float
                talk_after_s: float, hangup_s: float, fixed_ms: float) -> dict:
     gen = LoadGenerator(("127.0.0.1", SIP_PORT))
     await gen.open()
-    for _ in range(200):  # the bridge is up when it answers OPTIONS (60 s at most)
-        gen.options()
-        try:
-            await asyncio.wait_for(gen.options_ok.wait(), 0.3)
-            break
-        except TimeoutError:
-            continue
-    else:
-        raise RuntimeError("bridge did not answer OPTIONS")
+    await gen.wait_up()
     lines = script(utterance(), talk_after_s)
     stop = asyncio.Event()
     added: list[float] = []
@@ -86,15 +78,6 @@ async def soak(pid: int, agent: str, n: int, minutes: float, warm_minutes: float
     t0 = time.monotonic()
     end_at = t0 + minutes * 60.0
     counter = iter(range(10**9))
-
-    async def pacer() -> None:  # one absolute-deadline 20 ms clock for every call's RTP
-        start, k = time.monotonic(), 0
-        while not stop.is_set():
-            k += 1
-            await asyncio.sleep(max(0.0, start + k * 0.02 - time.monotonic()))
-            for c in list(gen.calls.values()):
-                if c.remote and c.answered_ns and not c.done.is_set():
-                    gen.send_frame(c)
 
     async def sampler() -> None:
         while not stop.is_set():
@@ -111,24 +94,7 @@ async def soak(pid: int, agent: str, n: int, minutes: float, warm_minutes: float
     async def one_call() -> None:
         c = gen.new_call(next(counter), lines)
         try:
-            for wait in (1.0, 2.0, 4.0):  # INVITE retransmissions (timer A), same transaction
-                gen.invite(c)
-                try:
-                    await asyncio.wait_for(c.answered.wait(), wait)
-                    break
-                except TimeoutError:
-                    continue
-            if c.status == 200:
-                try:
-                    await asyncio.wait_for(c.done.wait(), hangup_s)
-                except TimeoutError:
-                    for _ in range(3):
-                        gen.bye(c)
-                        try:
-                            await asyncio.wait_for(c.done.wait(), 2.0)
-                            break
-                        except TimeoutError:
-                            continue
+            await gen.place(c, hangup_s)
             p = call_numbers(c, agent, fixed_ms)
             totals["calls"] += 1
             totals["late"] += p["late"]
@@ -147,7 +113,7 @@ async def soak(pid: int, agent: str, n: int, minutes: float, warm_minutes: float
         while time.monotonic() < end_at:
             await one_call()
 
-    tasks = [asyncio.create_task(pacer()), asyncio.create_task(sampler())]
+    tasks = [asyncio.create_task(gen.pace(stop)), asyncio.create_task(sampler())]
     try:
         await asyncio.wait_for(asyncio.gather(*(slot(i) for i in range(n))), minutes * 60 + hangup_s + 60)
     finally:

@@ -39,14 +39,9 @@ def start_py_spy(pid: int, out: Path, rate: int = 100) -> subprocess.Popen | Non
 def stop_py_spy(proc: subprocess.Popen | None) -> None:
     if proc is None:
         return
-    import signal
+    from . import interrupt
 
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+    interrupt(proc)
 
 
 def _frame_names(doc: dict) -> list[str]:

@@ -28,14 +28,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from . import OUT_DIR, pct, write
+from . import OUT_DIR, interrupt, pct, write
 from .netns import ensure_netns
 from .pipeline import ROOT, _start_fakes
 from .stalls import start_py_spy, stop_py_spy
@@ -136,15 +135,7 @@ async def drive(pid: int, agent: str, n: int, rate: float, talk_after_s: float, 
     await gen.open()
     spy = None
     try:
-        for _ in range(200):  # the bridge is up when it answers OPTIONS (60 s at most)
-            gen.options()
-            try:
-                await asyncio.wait_for(gen.options_ok.wait(), 0.3)
-                break
-            except TimeoutError:
-                continue
-        else:
-            raise RuntimeError("bridge did not answer OPTIONS")
+        await gen.wait_up()
         await asyncio.sleep(1.0)  # let start-up work settle before measuring
         spy = start_py_spy(pid, profile) if profile else None  # what blocks the loop: telephony.bench.stalls
         cpu0, rss0 = _proc(pid)
@@ -155,45 +146,15 @@ async def drive(pid: int, agent: str, n: int, rate: float, talk_after_s: float, 
         lines = script(utterance(), talk_after_s)
         stop = asyncio.Event()
 
-        async def pacer() -> None:  # one absolute-deadline 20 ms clock for every call's RTP
-            t0, k = time.monotonic(), 0
-            while not stop.is_set():
-                k += 1
-                await asyncio.sleep(max(0.0, t0 + k * 0.02 - time.monotonic()))
-                for c in list(gen.calls.values()):
-                    if c.remote and c.answered_ns and not c.done.is_set():
-                        gen.send_frame(c)
-
         async def sample() -> None:
             while not stop.is_set():
                 peak[0] = max(peak[0], _proc(pid)[1])
                 await asyncio.sleep(0.25)
 
         async def one(i: int) -> None:
-            c = gen.new_call(i, lines)
-            for wait in (1.0, 2.0, 4.0):  # INVITE retransmissions (timer A), same transaction
-                gen.invite(c)
-                try:
-                    await asyncio.wait_for(c.answered.wait(), wait)
-                    break
-                except TimeoutError:
-                    continue
-            if c.status != 200:
-                return
-            try:
-                await asyncio.wait_for(c.done.wait(), hangup_s)
-                return  # the bridge hung up first
-            except TimeoutError:
-                pass
-            for _ in range(3):
-                gen.bye(c)
-                try:
-                    await asyncio.wait_for(c.done.wait(), 2.0)
-                    break
-                except TimeoutError:
-                    continue
+            await gen.place(gen.new_call(i, lines), hangup_s)
 
-        tasks = [asyncio.create_task(pacer()), asyncio.create_task(sample())]
+        tasks = [asyncio.create_task(gen.pace(stop)), asyncio.create_task(sample())]
         t_start = time.monotonic()
         calls = []
         for i in range(n):
@@ -242,12 +203,7 @@ def start_bridge(agent: str, n: int, env: dict, work: Path, event_loop: str = "a
 
 
 def stop_bridge(bridge: subprocess.Popen, log) -> None:
-    bridge.send_signal(signal.SIGINT)
-    try:
-        bridge.wait(30)
-    except subprocess.TimeoutExpired:
-        bridge.kill()
-        bridge.wait(5)
+    interrupt(bridge)
     log.close()
 
 

@@ -231,6 +231,52 @@ class LoadGenerator(asyncio.DatagramProtocol):
         call.seq = (call.seq + 1) & 0xFFFF
         call.ts = (call.ts + 160) & 0xFFFFFFFF
 
+    async def wait_up(self, tries: int = 200) -> None:
+        """Until the bridge answers OPTIONS (0.3 s per try, 60 s at most by default)."""
+        for _ in range(tries):
+            self.options()
+            try:
+                await asyncio.wait_for(self.options_ok.wait(), 0.3)
+                return
+            except TimeoutError:
+                continue
+        raise RuntimeError("bridge did not answer OPTIONS")
+
+    async def pace(self, stop: asyncio.Event) -> None:
+        """One absolute-deadline 20 ms clock for every answered call's RTP, until ``stop``."""
+        start, k = time.monotonic(), 0
+        while not stop.is_set():
+            k += 1
+            await asyncio.sleep(max(0.0, start + k * 0.02 - time.monotonic()))
+            for c in list(self.calls.values()):
+                if c.remote and c.answered_ns and not c.done.is_set():
+                    self.send_frame(c)
+
+    async def place(self, call: WireCall, hangup_s: float) -> None:
+        """One call's life: INVITE (retransmitted as timer A says, same transaction), talk while
+        ``pace`` sends the script, BYE after ``hangup_s`` unless the bridge hung up first."""
+        for wait in (1.0, 2.0, 4.0):
+            self.invite(call)
+            try:
+                await asyncio.wait_for(call.answered.wait(), wait)
+                break
+            except TimeoutError:
+                continue
+        if call.status != 200:
+            return
+        try:
+            await asyncio.wait_for(call.done.wait(), hangup_s)
+            return  # the bridge hung up first
+        except TimeoutError:
+            pass
+        for _ in range(3):
+            self.bye(call)
+            try:
+                await asyncio.wait_for(call.done.wait(), 2.0)
+                return
+            except TimeoutError:
+                continue
+
     def retire(self, call: WireCall) -> None:
         """Forget a finished call (its socket and its received packets): a long soak keeps no history."""
         self._close_rtp(call)
