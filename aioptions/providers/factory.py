@@ -1,7 +1,9 @@
 """The one place provider clients are built: from an EffectiveConfig plus settings (keys, URLs).
 
 A provider with no key resolves to its offline engine, so a call always has all three stages.
-Fallback chains give the pipeline what to try next when a provider fails mid-call.
+Fallback chains give the pipeline what to try next when a provider fails mid-call, and the
+``build_offline_*`` functions are the one place each stage's offline engine is named: the STT
+supervisor, the LLM flow and the agent's spoken fillers all take their last resort from here.
 """
 
 from __future__ import annotations
@@ -20,9 +22,27 @@ def build_stt(cfg: EffectiveConfig) -> STT:
         from .flux import FluxSTT
 
         return FluxSTT(api_key=settings.DEEPGRAM_API_KEY, url=settings.DEEPGRAM_URL, model=cfg.stt_model)
+    return build_offline_stt()
+
+
+def build_offline_stt() -> STT:
+    """The recogniser of last resort (Whisper tiny.en behind Silero VAD; see offline_stt)."""
     from .offline_stt import OfflineSTT
 
     return OfflineSTT()
+
+
+def build_offline_llm() -> LLM:
+    from .offline_llm import ScriptedLLM
+
+    return ScriptedLLM()
+
+
+def build_offline_tts() -> TTS:
+    """The voice of last resort: Piper when its model is installed, else espeak-ng."""
+    from .offline_piper import build_offline_tts as piper_or_espeak
+
+    return piper_or_espeak(catalog.OFFLINE_VOICE_ID)
 
 
 def build_llm_for(provider: str, model: str) -> LLM:
@@ -36,9 +56,7 @@ def build_llm_for(provider: str, model: str) -> LLM:
 
         return OpenAILLM(api_key=settings.OPENAI_API_KEY, model=model, base_url=settings.OPENAI_BASE_URL,
                          max_retries=0)
-    from .offline_llm import ScriptedLLM
-
-    return ScriptedLLM()
+    return build_offline_llm()
 
 
 def build_llm(cfg: EffectiveConfig, model: str | None = None, provider: str | None = None) -> LLM:
@@ -57,9 +75,7 @@ def build_tts_for(provider: str, voice_id: str) -> TTS:
 
         return GoogleTTS(voice_id=voice_id, credentials_path=settings.GOOGLE_APPLICATION_CREDENTIALS,
                          insecure_endpoint=settings.GOOGLE_TTS_INSECURE_ENDPOINT, endpoint=settings.GOOGLE_TTS_ENDPOINT)
-    from .offline_piper import build_offline_tts
-
-    return build_offline_tts(catalog.OFFLINE_VOICE_ID)  # Piper, else espeak-ng
+    return build_offline_tts()
 
 
 def build_tts(cfg: EffectiveConfig, provider: str | None = None, voice_id: str | None = None) -> TTS:

@@ -248,9 +248,7 @@ class VoicePipelineAgent(TurnLoop):
         log.info("call %s: barge-in", self.call.call_id)
 
     def _offline_tts(self):
-        from aioptions import catalog
-
-        return factory.build_tts_for("offline", catalog.OFFLINE_VOICE_ID)
+        return factory.build_offline_tts()
 
     def _tts_fallback(self, errors: list[str]):
         chain = factory.fallback_tts_chain(self.cfg)[1:]

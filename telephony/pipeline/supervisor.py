@@ -48,9 +48,7 @@ class STTSupervisor:
         return self.session
 
     async def _open_offline(self, backlog: bytes) -> None:
-        from aioptions.providers.offline_stt import OfflineSTT
-
-        self.session = await OfflineSTT().open(self.fmt)
+        self.session = await factory.build_offline_stt().open(self.fmt)
         self.provider = "offline"
         if backlog:
             await self.session.send(backlog)
