@@ -224,7 +224,7 @@ async def calls_round(n: int, question: bytes, spread_s: float) -> dict:
         tasks.append(asyncio.create_task(agent.run(call)))
         await asyncio.sleep(max(0.3, spread_s / n))
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not all(a.turns for a in agents):
+    while time.monotonic() < deadline and not all(a.state.turns for a in agents):
         await asyncio.sleep(0.2)
     for c in calls:
         c._end("bye")
@@ -232,7 +232,7 @@ async def calls_round(n: int, question: bytes, spread_s: float) -> dict:
     cpu_s = cpu() - cpu0
     wall = time.monotonic() - t0
     await pool().close()
-    turns = [t for a in agents for t in a.turns[:1]]
+    turns = [t for a in agents for t in a.state.turns[:1]]
     m2e = [t["mouth_to_ear_ms"] for t in turns if t.get("mouth_to_ear_ms") is not None]
     answered = sum(1 for t in turns if "9 am to 1 pm" in (t.get("agent_text") or ""))
     res = {"calls": n, "spread_s": spread_s, "turns": len(turns), "answered": answered,

@@ -85,7 +85,7 @@ async def _one_round(n: int, speech_audio: bytes, eager: bool) -> tuple[list[dic
     await asyncio.gather(*tasks, return_exceptions=True)
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-    return [t for a in agents for t in a.turns], cpu / (time.monotonic() - t0)
+    return [t for a in agents for t in a.state.turns], cpu / (time.monotonic() - t0)
 
 
 def main() -> None:

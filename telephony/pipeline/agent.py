@@ -19,9 +19,9 @@ from telephony.actions.session import CallTools
 from telephony.media.contract import DtmfEvent, HangupEvent
 
 from . import fillers, store
+from .callstate import CallState
 from .calltasks import CallTasks
 from .live import LiveConfig
-from .llmflow import Speculation
 from .speech import SpokenReply
 from .supervisor import STTSupervisor
 from .turnloop import TurnLoop
@@ -38,18 +38,8 @@ class VoicePipelineAgent(TurnLoop):
         self.call = call
         self.options = options or {}
         self.clock = clock or fillers.Clock()
-        self.history: list[dict] = []
-        self.turn_index = 0
-        self.reply_task: asyncio.Task | None = None
-        self.reply: SpokenReply | None = None
-        self.spec: Speculation | None = None  # the LLM request started on EagerEndOfTurn
-        self.spec_task: asyncio.Task | None = None
+        self.state = CallState()  # what the call remembers and what is in flight (callstate.py)
         self.voice = VoiceClock(call.codec)
-        self._cfg_task: asyncio.Task | None = None
-        self.barge_latencies: list[float] = []
-        self.turns: list[dict] = []
-        self.notes: list[str] = []  # provider faults handled since the last turn, for its Turn row
-        self._hangup_requested = False
         self.llm_clients: dict[tuple[str, str], object] = {}  # SDK clients are costly: one per model per call
         self.warm_tts: dict[tuple[str, str], object] = {}  # voices prewarmed after a config change
         self.stt: STTSupervisor | None = None
@@ -67,7 +57,7 @@ class VoicePipelineAgent(TurnLoop):
         placed = call.context if getattr(call, "direction", "inbound") == "outbound" else {}
         system = (placed.get("system_prompt") or (self.campaign.system_prompt if self.campaign
                                                   else "You are a helpful phone agent.")) + VOICE_RULES
-        self.history = [{"role": "system", "content": system}]
+        self.state.history = [{"role": "system", "content": system}]
         greeting = placed.get("greeting") or (self.campaign.greeting if self.campaign else "") or \
             "Hello, how can I help you?"
         self.machine = TurnMachine(eager_enabled=self.cfg.turn.eager_eot_threshold is not None)
@@ -85,15 +75,16 @@ class VoicePipelineAgent(TurnLoop):
         use_context = getattr(self.stt.session, "use_context", None)
         if use_context is not None:  # the offline recogniser: the campaign's words prompt Whisper
             use_context(f"{system.removesuffix(VOICE_RULES)}\n{greeting}")
-        self.history.append({"role": "assistant", "content": greeting})
-        self.reply_task = asyncio.create_task(self._speak(greeting, render_clips=True))
+        self.state.history.append({"role": "assistant", "content": greeting})
+        self.state.reply_task = asyncio.create_task(self._speak(greeting, render_clips=True))
         tasks = [asyncio.create_task(self._pump_audio()), asyncio.create_task(self.stt.run(self._handle, self.goodbye)),
                  asyncio.create_task(self._call_events()), asyncio.create_task(self.live.run()),
                  asyncio.create_task(self._max_length_watch())]
         try:
             await tasks[2]  # ends with the hang-up
         finally:
-            pending = [t for t in tasks + [self.reply_task, self.spec_task] if t is not None and not t.done()]
+            in_flight = [*tasks, self.state.reply_task, self.state.spec_task]
+            pending = [t for t in in_flight if t is not None and not t.done()]
             for t in pending:
                 t.cancel()
             if pending:  # let a cut-off reply record its turn before the call summary is computed
@@ -103,7 +94,7 @@ class VoicePipelineAgent(TurnLoop):
 
     def note(self, text: str) -> None:
         """A provider fault handled mid-call: logged where it happened, recorded on the next Turn row."""
-        self.notes.append(text)
+        self.state.notes.append(text)
 
     def llm_client(self, provider: str, model: str):
         key = (provider, model)
@@ -167,12 +158,12 @@ class VoicePipelineAgent(TurnLoop):
             await self.stt.send(frame)
 
     def agent_speaking(self) -> bool:
-        return bool(self.call.playout_queued_bytes) or (self.reply_task is not None and not self.reply_task.done())
+        return bool(self.call.playout_queued_bytes) or self.state.speaking()
 
     async def _call_events(self) -> None:
         async for ev in self.call.events():
             if isinstance(ev, DtmfEvent):
-                fake = TurnEvent("EndOfTurn", self.turn_index, transcript=f"[caller pressed {ev.digit}]",
+                fake = TurnEvent("EndOfTurn", self.state.turn_index, transcript=f"[caller pressed {ev.digit}]",
                                  received_at=ev.at, audio_window_end=self.voice.audio_seconds)
                 await self._handle(fake)
             elif isinstance(ev, HangupEvent):
@@ -182,7 +173,7 @@ class VoicePipelineAgent(TurnLoop):
         if self.tools.transferring:  # the caller holds while we transfer: no turn, no barge-in
             return
         if ev.kind == "StartOfTurn":  # prefetch the config for this turn (live changes apply here)
-            self._cfg_task = asyncio.create_task(store.resolve_config(self.call.campaign_id))
+            self.state.cfg_task = asyncio.create_task(store.resolve_config(self.call.campaign_id))
         for action in self.machine.on_event(ev, self.agent_speaking()):
             if isinstance(action, BargeIn):
                 await self._maybe_barge_in(ev)
@@ -232,19 +223,19 @@ class VoicePipelineAgent(TurnLoop):
                 self.call.play(audio)
         except Exception:  # noqa: BLE001 - hang up regardless
             log.exception("call %s: time-up message could not be spoken", self.call.call_id)
-        self._hangup_requested = True
+        self.state.hangup_requested = True
         await self.call.hangup("agent")
 
     async def _barge_in(self, ev: TurnEvent) -> None:
         t0 = time.monotonic()
-        if self.reply is not None:
-            self.reply.barged = True
-            await self.reply.cancel()
+        if self.state.reply is not None:
+            self.state.reply.barged = True
+            await self.state.reply.cancel()
         else:
             self.call.clear_playout()
-        if self.reply_task is not None and not self.reply_task.done():
-            self.reply_task.cancel()
-        self.barge_latencies.append((time.monotonic() - t0) * 1000)
+        if self.state.speaking():
+            self.state.reply_task.cancel()
+        self.state.barge_latencies.append((time.monotonic() - t0) * 1000)
         log.info("call %s: barge-in", self.call.call_id)
 
     def _offline_tts(self):
@@ -277,12 +268,12 @@ class VoicePipelineAgent(TurnLoop):
                 self.call.play(audio)
         except Exception:  # noqa: BLE001 - hang up regardless
             log.exception("call %s: goodbye could not be spoken", self.call.call_id)
-        self._hangup_requested = True
+        self.state.hangup_requested = True
         await self.call.hangup("error")
 
     async def _speak(self, text: str, render_clips: bool = False) -> None:
         reply = SpokenReply(self.call, self.tts, self.fmt, self._tts_fallback([]), [])
-        self.reply = reply
+        self.state.reply = reply
         try:
             await reply.push(text)
             await reply.finish()

@@ -15,6 +15,7 @@ from telephony.actions import summary
 from telephony.actions.session import MAX_ROUNDS
 
 from . import fillers, store
+from .callstate import TurnTimes
 from .chunker import SpeakableChunker
 from .fillers import TurnDeadlines
 from .llmflow import LLMChainExhausted, Speculation, llm_deltas
@@ -29,10 +30,10 @@ def _delta_ms(a: float | None, b: float | None) -> float | None:
 
 
 class TurnLoop:
-    """Turn handling shared state lives on the agent (history, cfg, tts, tools, reply, spec...)."""
+    """Turn handling: the call's state is ``self.state`` (callstate.CallState); cfg, tts, tools are the agent's."""
 
     def _messages(self, user_text: str) -> list[dict]:
-        return [*self.history, {"role": "user", "content": user_text}]
+        return [*self.state.history, {"role": "user", "content": user_text}]
 
     def _start_speculative(self, transcript: str) -> None:
         spec = Speculation(transcript, self.open_stream(self.cfg.llm_provider, self.cfg.llm_model,
@@ -48,38 +49,38 @@ class TurnLoop:
             finally:
                 spec.grew.set()  # ended (or failed): the promoted turn stops waiting for more
 
-        self.spec = spec
-        self.spec_task = asyncio.create_task(prefetch())
+        self.state.spec = spec
+        self.state.spec_task = asyncio.create_task(prefetch())
 
     async def _cancel_speculative(self) -> None:
-        if self.spec is not None:
-            await self.spec.stream.cancel()
-            if self.spec_task is not None:
-                self.spec_task.cancel()
-        self.spec, self.spec_task = None, None
+        spec, task = self.state.take_speculation()
+        if spec is not None:
+            await spec.stream.cancel()
+            if task is not None:
+                task.cancel()
 
     async def _commit(self, action: Commit) -> None:
-        if self.reply_task is not None and not self.reply_task.done():
-            if self.reply is not None:
-                await self.reply.cancel()
-            self.reply_task.cancel()
-        spec = self.spec if action.promote else None
-        spec_task = self.spec_task if action.promote else None
-        self.spec, self.spec_task = None, None
+        if self.state.speaking():
+            if self.state.reply is not None:
+                await self.state.reply.cancel()
+            self.state.reply_task.cancel()
+        spec, spec_task = self.state.take_speculation()
+        if not action.promote:  # the machine cancelled it already (CancelSpeculative) or there was none
+            spec = spec_task = None
         # the deadlines start at the end of speech, before anything else of the turn runs
         turn = self.cfg.turn
         deadlines = TurnDeadlines(self.voice.speech_end(action.event), self.clock, turn.filler_ms / 1000.0,
                                   turn.apology_ms / 1000.0)
-        self.reply_task = asyncio.create_task(self._turn(action, spec, spec_task, deadlines))
+        self.state.reply_task = asyncio.create_task(self._turn(action, spec, spec_task, deadlines))
 
     # --- a turn ----------------------------------------------------------------------------
     async def _refresh_config(self) -> None:
         try:
-            task = self._cfg_task or asyncio.create_task(store.resolve_config(self.call.campaign_id))
+            task = self.state.cfg_task or asyncio.create_task(store.resolve_config(self.call.campaign_id))
             self.campaign, self.cfg = await task
         except Exception:  # noqa: BLE001 - keep the previous config rather than fail the turn
             log.exception("config refresh failed")
-        self._cfg_task = None
+        self.state.cfg_task = None
         key = (self.cfg.tts_provider, self.cfg.voice_id)
         if key != self.tts_key:
             old = self.tts
@@ -90,23 +91,22 @@ class TurnLoop:
         await self.live.apply_turn(self.cfg.turn)
 
     async def _turn(self, action: Commit, spec, spec_task, deadlines: TurnDeadlines) -> None:
-        ev = action.event
-        index = self.turn_index
-        self.turn_index += 1
-        errors: list[str] = [*self.notes, *self.stt.take_faults()]
-        self.notes.clear()
+        errors: list[str] = [*self.state.notes, *self.stt.take_faults()]
+        self.state.notes.clear()
+        times = TurnTimes(self.state.turn_index, action.event, deadlines.speech_end, action.transcript, action.eager,
+                          errors, (self.cfg.llm_provider, self.cfg.llm_model))
+        self.state.turn_index += 1
         filler_task = None
         await self._refresh_config()
         await self.tools.refresh()
+        times.llm_model = (self.cfg.llm_provider, self.cfg.llm_model)
         speech_end = deadlines.speech_end
         user_text = action.transcript
         messages = self._messages(user_text)
-        self.history.append({"role": "user", "content": user_text})
+        self.state.history.append({"role": "user", "content": user_text})
         reply = SpokenReply(self.call, self.tts, self.fmt, self._tts_fallback(errors), errors)
-        self.reply = reply
+        self.state.reply = reply
         chunker = SpeakableChunker()
-        llm_requested = llm_first = None
-        used_model = (self.cfg.llm_provider, self.cfg.llm_model)
         apologised = False
 
         async def play_clip(text: str) -> bool:
@@ -139,9 +139,9 @@ class TurnLoop:
                 async for delta, stream, model in llm_deltas(self, messages, spec, spec_task, errors, deadlines,
                                                              apologise):
                     last = stream
-                    if llm_requested is None:
-                        llm_requested, llm_first = stream.result.requested_at, stream.result.first_token_at
-                        used_model = model
+                    if times.llm_requested is None:
+                        times.llm_requested, times.llm_first = stream.result.requested_at, stream.result.first_token_at
+                        times.llm_model = model
                     for piece in chunker.feed(delta):
                         await reply.push(piece)
                 if last is None or not last.result.tool_calls or rounds == MAX_ROUNDS:
@@ -169,20 +169,18 @@ class TurnLoop:
         finally:
             filler_task.cancel()
             heard = reply.heard_text()
-            barge = reply.barged
-            self.history += tool_messages
-            self.history.append({"role": "assistant", "content": heard or "(interrupted)"})
-            await self._record(index, ev, speech_end, user_text, heard, barge, action.eager, llm_requested,
-                               llm_first, reply, used_model, errors)
-            await self.tools.save(self.call.record_id, index)
+            self.state.history += tool_messages
+            self.state.history.append({"role": "assistant", "content": heard or "(interrupted)"})
+            await self._record(times, reply, heard)
+            await self.tools.save(self.call.record_id, times.index)
         asked = self.tools.requests
         if asked.transfer_to and not reply.cancelled:
             said = await self.tools.transfer(asked.transfer_to, self.note, self._speak, mode=asked.transfer_mode,
                                              brief=self._brief)
             if said:  # the model must know the caller is still here, and why
-                self.history.append({"role": "assistant", "content": said})
+                self.state.history.append({"role": "assistant", "content": said})
         elif (chunker.hangup or asked.hangup) and not reply.cancelled:
-            self._hangup_requested = True
+            self.state.hangup_requested = True
             await self.call.hangup("agent")
 
 
@@ -190,30 +188,31 @@ class TurnLoop:
         """Warm transfer: the call so far, summed up (LLM, else a template: works offline), spoken
         to the target's leg in the agent's voice; returns once it has played."""
         llm = self.llm_client(self.cfg.llm_provider, self.cfg.llm_model)
-        text, how = await summary.summarise(self.history, llm, self.cfg.llm_model)
+        text, how = await summary.summarise(self.state.history, llm, self.cfg.llm_model)
         self.note(f"warm transfer: summary ({how}): {text[:200]}")
         reply = SpokenReply(leg, self.tts, self.fmt, self._tts_fallback([]), [])
         await reply.push(text)
         await reply.finish()
         await reply.wait_played()
 
-    async def _record(self, index, ev, speech_end, user_text, heard, barge, eager, llm_requested, llm_first, reply,
-                      used_model, errors) -> None:
-        def ms(t):
-            return None if t is None else round((t - speech_end) * 1000.0, 1)
+    async def _record(self, t: TurnTimes, reply: SpokenReply, heard: str) -> None:
+        """The Turn row: every instant as ms after the end of the caller's speech (the waterfall)."""
+        def ms(at):
+            return None if at is None else round((at - t.speech_end) * 1000.0, 1)
 
         fields = {
-            "index": index, "user_text": user_text, "agent_text": heard, "barge_in": barge, "eager": eager,
-            "llm_provider": used_model[0], "llm_model": used_model[1], "tts_provider": reply.tts.name,
-            "voice_id": reply.tts.voice_id, "eot_received_ms": ms(ev.received_at), "llm_request_ms": ms(llm_requested),
-            "llm_first_token_ms": ms(llm_first), "tts_request_ms": ms(reply.tts_request_at),
+            "index": t.index, "user_text": t.user_text, "agent_text": heard, "barge_in": reply.barged,
+            "eager": t.eager, "llm_provider": t.llm_model[0], "llm_model": t.llm_model[1],
+            "tts_provider": reply.tts.name, "voice_id": reply.tts.voice_id,
+            "eot_received_ms": ms(t.event.received_at), "llm_request_ms": ms(t.llm_requested),
+            "llm_first_token_ms": ms(t.llm_first), "tts_request_ms": ms(reply.tts_request_at),
             "tts_first_audio_ms": ms(reply.tts_first_audio_at), "first_rtp_ms": ms(reply.first_rtp_at),
             "mouth_to_ear_ms": ms(reply.first_rtp_at),
-            "llm_ttft_ms": _delta_ms(llm_requested, llm_first),
+            "llm_ttft_ms": _delta_ms(t.llm_requested, t.llm_first),
             "tts_ttfb_ms": _delta_ms(reply.tts_request_at, reply.tts_first_audio_at),
-            "errors": errors,
+            "errors": t.errors,
         }
-        self.turns.append(fields)
-        log.info("call %s turn %d: %r -> %r (mouth-to-ear %s ms%s)", self.call.call_id, index, user_text, heard,
-                 fields["mouth_to_ear_ms"], ", barge-in" if barge else "")
+        self.state.turns.append(fields)
+        log.info("call %s turn %d: %r -> %r (mouth-to-ear %s ms%s)", self.call.call_id, t.index, t.user_text, heard,
+                 fields["mouth_to_ear_ms"], ", barge-in" if reply.barged else "")
         await store.save_turn(self.call.record_id, fields)

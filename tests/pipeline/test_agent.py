@@ -77,7 +77,7 @@ async def test_barge_in_silences_the_agent_quickly_and_keeps_only_heard_text(clo
     first = rows[0]
     assert first.barge_in and 0 < len(first.agent_text) < len(long_reply.strip())
     # time to silence: last agent packet after the barge-in StartOfTurn (audio time 6.0 s) arrived
-    assert agent.barge_latencies and max(agent.barge_latencies) < 50
+    assert agent.state.barge_latencies and max(agent.state.barge_latencies) < 50
     agent_times = [t for t, a in call.sent if a]
     barge_audio = 6.0
     barge_wall = call.sent[0][0] + barge_audio + 0.1  # StartOfTurn arrives within ~0.1 s of that audio

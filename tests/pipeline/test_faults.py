@@ -105,7 +105,7 @@ async def test_tts_drop_mid_reply_resumes_at_the_first_unplayed_piece(cloud, cal
         await cloud.stop()
     t = (await turns(call_row))[0]
     assert cloud.tts.dropped and any("resumed at piece 1 of" in e for e in t.errors), t.errors
-    assert [i for name, i in agent.reply.spoken_by if name == "offline"] == [1, 2]
+    assert [i for name, i in agent.state.reply.spoken_by if name == "offline"] == [1, 2]
     # on the wire: the greeting, then exactly the first piece in the Cartesia voice ("Sure, " = 6 chars
     # x 60 ms = 9 chunks), then the offline voice; the 3 chunks of "Tuesday..." sent before the drop never play
     greeting = int(8000 * len("Hi, this is Acme.") * 0.06)
