@@ -63,9 +63,11 @@ async def _one_round(n: int, speech_audio: bytes, eager: bool) -> tuple[list[dic
     from aioptions import services
     from campaigns.models import Campaign
     from telephony.media.memcall import SILENCE, FakeCall
+    from telephony.metrics.runtime import warm_providers
     from telephony.models import Call
     from telephony.pipeline.agent import VoicePipelineAgent
 
+    await warm_providers()  # as run_sip_bridge does at start: SDK imports, channel layer, TLS context
     await sync_to_async(services.update_turn)(eager_eot_threshold=0.5 if eager else None)
     camp = await sync_to_async(Campaign.objects.first)()
     inbound = SILENCE * 150 + speech_audio + SILENCE * 200  # speak after the greeting (3 s)
