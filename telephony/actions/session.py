@@ -47,12 +47,26 @@ class CallTools:
         self.clock = clock
         self.runner: ToolRunner | None = None
         self.transferring = False  # the caller holds: their speech is not a turn (telephony.pipeline.agent)
+        self._next: asyncio.Task | None = None  # the tools read at StartOfTurn, for the coming turn
+
+    def prefetch(self) -> None:
+        """Read the campaign's tools while the caller is still talking (StartOfTurn), so the turn's
+        LLM request does not wait for the database: the bridge's ORM work shares one thread, which
+        call set-ups and Turn rows keep busy under churn."""
+        if self._next is None or self._next.done():
+            self._next = asyncio.create_task(sync_to_async(_load)(getattr(self.call, "campaign_id", None)))
+
+    def cancel_prefetch(self) -> None:
+        if self._next is not None:
+            self._next.cancel()
+            self._next = None
 
     async def refresh(self) -> None:
-        """Re-read the campaign's tools (an admin change reaches the next turn); keep the last
-        good set if the database is unreachable."""
+        """Re-read the campaign's tools (an admin change reaches the next turn; the read started by
+        ``prefetch`` when there was one); keep the last good set if the database is unreachable."""
+        task, self._next = self._next, None
         try:
-            actions = await sync_to_async(_load)(getattr(self.call, "campaign_id", None))
+            actions = await (task or sync_to_async(_load)(getattr(self.call, "campaign_id", None)))
         except Exception:  # noqa: BLE001
             log.exception("call %s: tools could not be loaded", getattr(self.call, "call_id", "?"))
             if self.runner is not None:

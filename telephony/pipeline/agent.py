@@ -83,7 +83,8 @@ class VoicePipelineAgent(TurnLoop):
         try:
             await tasks[2]  # ends with the hang-up
         finally:
-            in_flight = [*tasks, self.state.reply_task, self.state.spec_task]
+            self.tools.cancel_prefetch()
+            in_flight = [*tasks, self.state.reply_task, self.state.spec_task, self.state.cfg_task]
             pending = [t for t in in_flight if t is not None and not t.done()]
             for t in pending:
                 t.cancel()
@@ -172,8 +173,9 @@ class VoicePipelineAgent(TurnLoop):
     async def _handle(self, ev: TurnEvent) -> None:
         if self.tools.transferring:  # the caller holds while we transfer: no turn, no barge-in
             return
-        if ev.kind == "StartOfTurn":  # prefetch the config for this turn (live changes apply here)
+        if ev.kind == "StartOfTurn":  # prefetch the config and tools for this turn (live changes apply here)
             self.state.cfg_task = asyncio.create_task(store.resolve_config(self.call.campaign_id))
+            self.tools.prefetch()
         for action in self.machine.on_event(ev, self.agent_speaking()):
             if isinstance(action, BargeIn):
                 await self._maybe_barge_in(ev)

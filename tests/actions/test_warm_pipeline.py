@@ -86,5 +86,5 @@ async def test_model_asks_for_a_warm_transfer_target_is_briefed_caller_told_why_
     assert call.leg is not None and call.leg.agent_audio_seconds() > 0.5  # played on the leg, not the caller
     assert any("Sorry, they hung up before I could connect you." in s for s in spoken), spoken
     assert not ended_early  # the call went on with the agent
-    assert agent.state.history[-1] == {"role": "assistant", "content": "Sorry, they hung up before I could connect you. "
-                                                                 "I'm back with you. How else can I help?"}
+    said = "Sorry, they hung up before I could connect you. I'm back with you. How else can I help?"
+    assert agent.state.history[-1] == {"role": "assistant", "content": said}
