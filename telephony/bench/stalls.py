@@ -48,12 +48,21 @@ def _frame_names(doc: dict) -> list[str]:
     return [f"{f['name']} ({Path(f.get('file') or '?').name}:{f.get('line', '?')})" for f in doc["shared"]["frames"]]
 
 
+# uvloop's loop is C: while it polls, py-spy's top Python frame is the call that started the loop
+LOOP_ENTRIES = ("Runner.run (runners.py", "BaseEventLoop.run_until_complete (base_events.py")
+
+
 def _is_idle(stack: list[str]) -> bool:
-    """Parked in the selector (top of the stack is the poll) or an empty sample."""
+    """Parked in the poll, or an empty sample. asyncio: the top of the stack is the selector's
+    select/poll. uvloop: the top is the frame that entered the loop (``Runner.run``), with no
+    Python callback above it; this also counts uvloop's own C work between callbacks as idle, so
+    on uvloop the report covers Python callbacks only."""
     if not stack:
         return True
     leaf = stack[-1].split(" (", 1)[0].rsplit(".", 1)[-1]  # "EpollSelector.select (selectors.py:468)"
-    return leaf in ("select", "poll") and "(selectors.py" in stack[-1]
+    if leaf in ("select", "poll") and "(selectors.py" in stack[-1]:
+        return True
+    return stack[-1].startswith(LOOP_ENTRIES)
 
 
 def analyse(path: Path, min_ms: float = 50.0, top: int = 25) -> dict:

@@ -235,4 +235,5 @@ class BridgeRunner:
                 "bind": f"{gw.host}:{gw.port}", "advertised": getattr(gw, "advertised", self.advertise),
                 "node": self.node.name, "node_id": self.node.id, "auth": self.accounts.mode,
                 "draining": gw.draining, "trusted_proxies": [str(p) for p in gw.proxies],
-                "calls": gw.active_calls, "agent": self.agent, "loop_lag": self.runtime.stats(), **gw.stats}
+                "calls": gw.active_calls, "agent": self.agent, "loop_lag": self.runtime.stats(),
+                "gc": self.runtime.gc.stats(), **gw.stats}

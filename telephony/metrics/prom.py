@@ -33,6 +33,9 @@ CALLS_STARTED = Counter("talky_calls_started", "Calls that reached the bridge's 
 CALLS_ENDED = Counter("talky_calls_ended", "Calls finalised, by end reason.", ["reason"], registry=REGISTRY)
 LOOP_LAG = Histogram("talky_event_loop_lag_seconds", "How late the event loop ran a 10 ms timer.",
                      buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0), registry=REGISTRY)
+GC_PAUSE = Histogram("talky_gc_pause_seconds", "How long each garbage collection stopped the process, by "
+                     "generation.", ["generation"], buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                            0.25, 0.5, 1.0), registry=REGISTRY)
 TURN_STAGE = Histogram("talky_turn_stage_seconds",
                        "Per-turn latency by stage, from the caller's end of speech (eot, mouth_to_ear) or "
                        "the stage's own request (llm_ttft, tts_ttfb, playout = TTS first audio to first RTP).",
@@ -59,6 +62,10 @@ def observe_turn(fields: dict) -> None:
 
 def observe_loop_lag(lag: float) -> None:
     LOOP_LAG.observe(lag)
+
+
+def observe_gc_pause(generation: int, seconds: float) -> None:
+    GC_PAUSE.labels(str(generation)).observe(seconds)
 
 
 class MediaCollector(Collector):

@@ -6,6 +6,9 @@
 - The loop-lag monitor (max and p99 per minute), shown in the bridge status and in /metrics.
 - Prometheus: the gateway and the lag monitor are watched by ``telephony.metrics.prom`` (read at
   scrape time), and call start/end are counted here (the runner's hooks call them).
+- Garbage-collector pauses timed (gcpause.py), and the heap alive after start-up frozen out of
+  future collections once the bridge is ready, so a full collection no longer stops every call's
+  media for hundreds of milliseconds.
 - Shutdown closes the shared provider pools of the loop.
 """
 
@@ -21,6 +24,7 @@ from django.conf import settings
 from aioptions.providers import netpool
 
 from . import prom
+from .gcpause import GcPauses, freeze_startup_heap
 from .looplag import LoopLagMonitor
 
 log = logging.getLogger("telephony.bridge")
@@ -149,15 +153,25 @@ class ProcessRuntime:
     def __init__(self) -> None:
         self.lag = LoopLagMonitor()
         self.lag.on_sample.append(prom.observe_loop_lag)
+        self.gc = GcPauses(observe=prom.observe_gc_pause)
 
     async def start(self, *, pipeline: bool, gateway=None) -> None:
         prom.COLLECTOR.watch(gateway=gateway, lag=self.lag)
         self.lag.start()
+        self.gc.start()
         if pipeline:
             await warm_providers()
 
+    def ready(self) -> None:
+        """Start-up is over (imports, warm-ups, models loaded): freeze what is alive now. Only for a
+        process that is the bridge's own (run_sip_bridge): a bridge started inside the web process
+        or a test run would freeze their heaps too, and frozen cyclic garbage is never reclaimed."""
+        frozen = freeze_startup_heap()
+        log.info("gc: %d start-up objects frozen out of future collections", frozen)
+
     async def stop(self) -> None:
         self.lag.stop()
+        self.gc.stop()
         await netpool.aclose_pools()
         if "aioptions.providers.google_tts" in sys.modules:
             from aioptions.providers.google_tts import aclose_shared_clients

@@ -160,6 +160,7 @@ class Command(BaseCommand):
             except OSError as exc:
                 raise CommandError(f"cannot serve metrics on 127.0.0.1:{self.metrics_port}: {exc}") from None
         await runner.start()
+        runner.runtime.ready()  # this process is the bridge's own: freeze the start-up heap (gcpause.py)
         if runner.recovered:
             self.stdout.write(f"finalised {runner.recovered} call(s) left open by a bridge that died")
         waits = [asyncio.ensure_future(e.wait()) for e in (runner.gateway.failed, stop, drain_now)]
