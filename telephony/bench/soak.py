@@ -28,8 +28,10 @@ from . import pct, write
 from .netns import ensure_netns
 from .wire import (
     FLUX_MIN_SILENCE_MS,
+    GC_KEYS,
     SIP_PORT,
     _proc,
+    _scrape,
     call_numbers,
     prepare,
     script,
@@ -116,6 +118,7 @@ async def soak(pid: int, agent: str, n: int, minutes: float, warm_minutes: float
     tasks = [asyncio.create_task(gen.pace(stop)), asyncio.create_task(sampler())]
     try:
         await asyncio.wait_for(asyncio.gather(*(slot(i) for i in range(n))), minutes * 60 + hangup_s + 60)
+        scraped = await _scrape()
     finally:
         stop.set()
         for t in tasks:
@@ -139,6 +142,7 @@ async def soak(pid: int, agent: str, n: int, minutes: float, warm_minutes: float
             slope_mb_per_10min([(s[0], s[1]) for s in warm])),
         "open_files_warm": warm[0][3], "open_files_end": samples[-1][3],
         "bridge_cpu_pct_per_call": round(100.0 * cpu / wall / n, 3) if wall else None,
+        "bridge_metrics": {k: v for k, v in scraped.items() if any(s in k for s in (*GC_KEYS, "lag_window"))},
         "samples": [(round(t, 1), round(r / 2**20, 2)) for t, r, _, _ in samples],
     }
 

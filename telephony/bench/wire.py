@@ -78,6 +78,10 @@ def _proc(pid: int) -> tuple[float, int]:
     return cpu, rss
 
 
+# the bridge's collections by generation and the full ones that stopped it for over 50 ms (gcpause.py)
+GC_KEYS = ("gc_pause_seconds_count", "gc_pause_seconds_sum", 'gc_pause_seconds_bucket{generation="2",le="0.05"}')
+
+
 async def _scrape() -> dict[str, float]:
     """A few values from the bridge's own /metrics (a cross-check, not the measurement)."""
     try:
@@ -189,7 +193,7 @@ async def drive(pid: int, agent: str, n: int, rate: float, talk_after_s: float, 
          "rss_mb_idle": round(rss0 / 2**20, 1), "rss_mb_peak": round(peak[0] / 2**20, 1),
          "rss_kb_per_call": round((peak[0] - rss0) / 1024 / n, 1), "wall_s": round(wall, 1),
          "bridge_metrics": {k: v for k, v in scraped.items() if any(s in k for s in (
-             "deferred", "late_ticks", "skipped", "lost_frames", "lag_window", "calls_started"))}}
+             "deferred", "late_ticks", "skipped", "lost_frames", "lag_window", "calls_started", *GC_KEYS))}}
     return {k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}
 
 

@@ -5,6 +5,7 @@ prewarm, Cartesia connect, greeting to first audio) against the fake providers, 
 own loop in another thread, with a blocking probe on the call's loop."""
 
 import asyncio
+import gc
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -15,6 +16,7 @@ from aioptions.fakes.openai_server import FakeOpenAIServer
 from aioptions.fakes.threaded import in_thread
 from aioptions.providers import netpool
 from telephony.media.memcall import FakeCall
+from telephony.metrics.gcpause import GcPauses, freeze_startup_heap
 from telephony.metrics.runtime import warm_providers
 from telephony.models import Call
 from telephony.pipeline.agent import VoicePipelineAgent
@@ -66,13 +68,22 @@ async def test_call_setup_blocks_the_loop_at_most_5_ms(campaign, settings):
         settings.CARTESIA_BASE_URL, settings.CARTESIA_WS_URL = tts.http_url, tts.ws_url
         settings.GOOGLE_APPLICATION_CREDENTIALS = settings.GOOGLE_TTS_INSECURE_ENDPOINT = ""
         await warm_providers()  # what BridgeRunner.start does once per process
-        results = []
-        for _ in range(4):
-            results.append(await set_up_call(campaign, BlockingProbe()))
+        # and what run_sip_bridge does once ready: the start-up heap leaves the collector's walks
+        # (without it a full collection of this test process's heap ran on the loop mid set-up)
+        freeze_startup_heap()
+        pauses = GcPauses()
+        pauses.start()
+        try:
+            results = []
+            for _ in range(4):
+                results.append(await set_up_call(campaign, BlockingProbe()))
+        finally:
+            pauses.stop()
+            gc.unfreeze()
         await netpool.aclose_pools()
-    print("blocked / lag per set-up (ms):", [(round(b, 2), round(lag, 2)) for b, lag in results])
+    print("blocked / lag per set-up (ms):", [(round(b, 2), round(lag, 2)) for b, lag in results], pauses.stats())
     worst = max(b for b, _ in results)
-    assert worst <= MAX_BLOCK_MS, results
+    assert worst <= MAX_BLOCK_MS, (results, pauses.stats())
     # plain http/ws endpoints never build a verified TLS context
     assert netpool.contexts_built == before
 
