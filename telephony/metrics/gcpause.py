@@ -57,9 +57,18 @@ class GcPauses:
                 "frozen_objects": gc.get_freeze_count()}
 
 
+YOUNG_THRESHOLD = 10_000  # allocations between young collections (CPython's default: 700)
+
+
 def freeze_startup_heap() -> int:
     """Collect once, then exempt every surviving object from future collections; returns how many
-    were frozen. Call after start-up (imports, warm-up) and before calls arrive."""
+    were frozen. Call after start-up (imports, warm-up) and before calls arrive.
+
+    Also spaces the young collections out: at 700 allocations a streaming reply's objects were still
+    alive at most collections, so they were promoted and piled up until a full collection walked
+    them all; with more room between young collections most of them die young, for free."""
     gc.collect()
     gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, older, oldest)
     return gc.get_freeze_count()

@@ -6,7 +6,7 @@ import gc
 from prometheus_client import generate_latest
 
 from telephony.metrics import prom
-from telephony.metrics.gcpause import GcPauses, freeze_startup_heap
+from telephony.metrics.gcpause import YOUNG_THRESHOLD, GcPauses, freeze_startup_heap
 
 
 def test_each_collection_is_timed_by_its_generation():
@@ -40,12 +40,15 @@ def test_registered_only_while_started_and_sees_a_real_collection():
     assert seen.count(2) == 1  # stopped: the second collection is not seen
 
 
-def test_freeze_moves_the_live_heap_out_of_collections():
+def test_freeze_moves_the_live_heap_out_of_collections_and_spaces_young_ones():
+    threshold = gc.get_threshold()
     try:
         frozen = freeze_startup_heap()
         assert frozen > 1000 and gc.get_freeze_count() == frozen
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, *threshold[1:])
     finally:
         gc.unfreeze()
+        gc.set_threshold(*threshold)
     assert gc.get_freeze_count() == 0
 
 

@@ -70,6 +70,7 @@ async def test_call_setup_blocks_the_loop_at_most_5_ms(campaign, settings):
         await warm_providers()  # what BridgeRunner.start does once per process
         # and what run_sip_bridge does once ready: the start-up heap leaves the collector's walks
         # (without it a full collection of this test process's heap ran on the loop mid set-up)
+        threshold = gc.get_threshold()
         freeze_startup_heap()
         pauses = GcPauses()
         pauses.start()
@@ -80,6 +81,7 @@ async def test_call_setup_blocks_the_loop_at_most_5_ms(campaign, settings):
         finally:
             pauses.stop()
             gc.unfreeze()
+            gc.set_threshold(*threshold)
         await netpool.aclose_pools()
     print("blocked / lag per set-up (ms):", [(round(b, 2), round(lag, 2)) for b, lag in results], pauses.stats())
     worst = max(b for b, _ in results)
