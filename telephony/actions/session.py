@@ -55,6 +55,9 @@ class CallTools:
         call set-ups and Turn rows keep busy under churn."""
         if self._next is None or self._next.done():
             self._next = asyncio.create_task(sync_to_async(_load)(getattr(self.call, "campaign_id", None)))
+            # a read no turn takes (the caller stopped without a turn, or hung up) must not log
+            # "exception never retrieved"; a turn that takes it still sees its error in refresh()
+            self._next.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     def cancel_prefetch(self) -> None:
         if self._next is not None:

@@ -147,6 +147,36 @@ async def soak(pid: int, agent: str, n: int, minutes: float, warm_minutes: float
     }
 
 
+# the bridge's own waterfall, stage by stage: (name, from Turn field or None = end of speech, to field)
+STAGES = (("end of speech -> EndOfTurn", None, "eot_received_ms"),
+          ("EndOfTurn -> LLM request", "eot_received_ms", "llm_request_ms"),
+          ("LLM request -> first token", "llm_request_ms", "llm_first_token_ms"),
+          ("first token -> TTS request", "llm_first_token_ms", "tts_request_ms"),
+          ("TTS request -> first audio", "tts_request_ms", "tts_first_audio_ms"),
+          ("first audio -> first RTP", "tts_first_audio_ms", "first_rtp_ms"))
+
+
+def turn_stages(db: Path) -> dict:
+    """p50/p95/p99 of each stage from the bridge's Turn rows (its SQLite database, read-only): where
+    the time between the caller's end of speech and the first reply packet went, by the bridge's
+    own clock, so the fakes' fixed delays and the bridge's share can be told apart."""
+    import sqlite3
+
+    fields = sorted({f for _, a, b in STAGES for f in (a, b) if f})
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = con.execute(f"SELECT {', '.join(fields)} FROM telephony_turn WHERE first_rtp_ms IS NOT NULL "
+                           "AND llm_request_ms IS NOT NULL AND tts_request_ms IS NOT NULL").fetchall()
+    finally:
+        con.close()
+    at = [dict(zip(fields, r, strict=True)) for r in rows]
+    out = {"turns": len(at)}
+    for name, a, b in STAGES:
+        d = [t[b] - (t[a] if a else 0.0) for t in at if t[b] is not None and (a is None or t[a] is not None)]
+        out[name] = [None if v is None else round(v, 1) for v in (pct(d, 50), pct(d, 95), pct(d, 99))]
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--calls", type=int, default=50)
@@ -176,6 +206,7 @@ def main() -> None:
         stop_bridge(bridge, log)
         fakes.terminate()
         fakes.wait(10)
+    res["bridge_turn_stages_ms"] = turn_stages(Path(work) / "db.sqlite3")
     res = {k: round(v, 2) if isinstance(v, float) else v for k, v in res.items()}
     for k, v in res.items():
         if k != "samples":

@@ -101,3 +101,24 @@ async def test_hang_up_cancels_a_pending_read(monkeypatch):
     gate.set()
     await asyncio.gather(pending, return_exceptions=True)
     assert pending.cancelled() and tools._next is None
+
+
+async def test_a_failed_read_no_turn_takes_is_not_reported_as_unretrieved(monkeypatch):
+    import gc
+
+    monkeypatch.setattr(session, "_load", _loader([], fail=True))
+    loop = asyncio.get_running_loop()
+    reported: list[dict] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, ctx: reported.append(ctx))
+    try:
+        tools = session.CallTools(Call())
+        tools.prefetch()  # StartOfTurn, then the caller stops without a turn
+        await asyncio.wait([tools._next])
+        tools.prefetch()  # the next StartOfTurn replaces the failed read nobody took
+        await asyncio.wait([tools._next])
+        tools.cancel_prefetch()  # hang-up
+        gc.collect()
+    finally:
+        loop.set_exception_handler(previous)
+    assert not [c for c in reported if "never retrieved" in c.get("message", "")], reported
